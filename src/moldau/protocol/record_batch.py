@@ -145,7 +145,9 @@ def peek_size(buf: Buffer, pos: int = 0) -> int | None:
     return int(batch_length) + LOG_OVERHEAD
 
 
-def iter_batches(buf: Buffer, pos: int = 0, end: int | None = None) -> Iterator[tuple[int, BatchHeader]]:
+def iter_batches(
+    buf: Buffer, pos: int = 0, end: int | None = None
+) -> Iterator[tuple[int, BatchHeader]]:
     """Yield ``(position, header)`` for each whole batch in ``buf[pos:end]``.
 
     Raises InvalidBatchError at the first batch that is truncated, has a length shorter than a
@@ -154,12 +156,16 @@ def iter_batches(buf: Buffer, pos: int = 0, end: int | None = None) -> Iterator[
     limit = len(buf) if end is None else end
     while pos < limit:
         if limit - pos < HEADER_SIZE:
-            raise InvalidBatchError(f"trailing {limit - pos} bytes at position {pos} are not a batch")
+            raise InvalidBatchError(
+                f"trailing {limit - pos} bytes at position {pos} are not a batch"
+            )
         header = read_header(buf, pos)
         if header.magic != MAGIC_V2:
             raise InvalidBatchError(f"unsupported magic {header.magic} at position {pos}")
         if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-            raise InvalidBatchError(f"batch length {header.batch_length} at position {pos} is too small")
+            raise InvalidBatchError(
+                f"batch length {header.batch_length} at position {pos} is too small"
+            )
         if pos + header.size > limit:
             raise InvalidBatchError(f"batch at position {pos} is truncated")
         yield pos, header
@@ -189,7 +195,9 @@ def set_partition_leader_epoch(buf: bytearray | memoryview, pos: int, epoch: int
     _LEADER_EPOCH.pack_into(buf, pos + 12, epoch)
 
 
-def set_log_append_time(buf: bytearray | memoryview, pos: int, header: BatchHeader, now_ms: int) -> None:
+def set_log_append_time(
+    buf: bytearray | memoryview, pos: int, header: BatchHeader, now_ms: int
+) -> None:
     """Mark the batch LogAppendTime with ``now_ms`` as its max timestamp, then re-seal the CRC.
 
     Kafka sets the timestamp-type attribute bit and maxTimestamp only; per-record timestamps

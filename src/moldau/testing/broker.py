@@ -1,0 +1,177 @@
+"""Start a real moldau broker process on a free loopback port, for tests and benchmarks.
+
+The broker runs as a child process (``python -m moldau broker ...``) exactly as a user starts
+it, so tests exercise the real listener, real files and real signals. Nothing here imports the
+broker: the test kit talks to it over TCP only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    """Poll until something accepts TCP connections on (host, port)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class BrokerProcess:
+    """One broker child process with its own data directory.
+
+    ``start()`` returns once the port accepts connections; ``stop()`` sends SIGTERM (clean
+    shutdown), ``kill()`` SIGKILL (crash), ``pause()``/``resume()`` SIGSTOP/SIGCONT. The
+    data directory survives ``stop``/``kill`` so a test can ``start()`` again and check what
+    was kept. Output goes to ``<data_dir>/../broker-<port>.log`` for post-mortems.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        config: Mapping[str, str] | None = None,
+        node_id: int = 1,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="moldau-test-")
+            data_dir = Path(self._tmp.name) / "data"
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self.config: dict[str, str] = dict(config or {})
+        self.node_id = node_id
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [
+            sys.executable,
+            "-m",
+            "moldau",
+            "broker",
+            "--listen",
+            self.bootstrap,
+            "--data-dir",
+            str(self.data_dir),
+            "--node-id",
+            str(self.node_id),
+        ]
+        for key, value in self.config.items():
+            args += ["--set", f"{key}={value}"]
+        return [*args, *self.extra_args]
+
+    def start(self, timeout_s: float = 30.0) -> BrokerProcess:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("broker already running")
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"broker exited with {self.process.returncode}:\n{self.output()[-4000:]}"
+                )
+            if wait_for_port(self.host, self.port, 0.2):
+                return self
+        self.kill()
+        raise RuntimeError(f"broker did not listen within {timeout_s}s:\n{self.output()[-4000:]}")
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Clean shutdown (SIGTERM); returns the exit code."""
+        if self.process is None:
+            return None
+        self._signal(signal.SIGCONT)
+        self._signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """Crash (SIGKILL): nothing is flushed or closed."""
+        if self.process is None:
+            return
+        self._signal(signal.SIGKILL)
+        self.process.wait()
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def restart(self) -> BrokerProcess:
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> BrokerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def running_broker(**kwargs: object) -> Iterator[BrokerProcess]:
+    """``with running_broker(config={...}) as broker:`` — start, yield, clean up."""
+    broker = BrokerProcess(**kwargs)  # type: ignore[arg-type]
+    with broker:
+        yield broker
