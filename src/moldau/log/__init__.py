@@ -1,1 +1,31 @@
+"""Storage: one broker's partition logs on disk, in Kafka's own layout (DESIGN §4).
 
+Entry points: :class:`LogManager` (a data directory), :class:`PartitionLog` (one partition),
+:class:`GroupCommitFlusher` (durability for acks=all). Everything else is their machinery.
+"""
+
+from moldau.log.config import LogConfig
+from moldau.log.errors import (
+    LogAppendError,
+    LogError,
+    LogStorageError,
+    OffsetOutOfRangeError,
+)
+from moldau.log.flusher import GroupCommitFlusher
+from moldau.log.log import AppendInfo, PartitionLog
+from moldau.log.manager import LogManager
+from moldau.log.slices import FetchDataInfo, FileSlice
+
+__all__ = [
+    "AppendInfo",
+    "FetchDataInfo",
+    "FileSlice",
+    "GroupCommitFlusher",
+    "LogAppendError",
+    "LogConfig",
+    "LogError",
+    "LogManager",
+    "LogStorageError",
+    "OffsetOutOfRangeError",
+    "PartitionLog",
+]

@@ -59,9 +59,13 @@ class ConfigDef:
             else:
                 value = raw.strip()
         except ValueError as exc:
-            raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: {exc}") from None
+            raise ConfigError(
+                f"Invalid value {raw!r} for configuration {self.name}: {exc}"
+            ) from None
         if self.kind == "int" and not -(2**31) <= value < 2**31:
-            raise ConfigError(f"Invalid value {raw!r} for configuration {self.name}: out of int range")
+            raise ConfigError(
+                f"Invalid value {raw!r} for configuration {self.name}: out of int range"
+            )
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(
                 f"Invalid value {raw!r} for configuration {self.name}: "
@@ -95,12 +99,16 @@ _DEFS: tuple[ConfigDef, ...] = (
         "producer",
         ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
     ),
-    ConfigDef("delete.retention.ms", "log.cleaner.delete.retention.ms", "long", 86400000, minimum=0),
+    ConfigDef(
+        "delete.retention.ms", "log.cleaner.delete.retention.ms", "long", 86400000, minimum=0
+    ),
     ConfigDef("file.delete.delay.ms", "log.segment.delete.delay.ms", "long", 60000, minimum=0),
     ConfigDef("flush.messages", "log.flush.interval.messages", "long", LONG_MAX, minimum=1),
     ConfigDef("flush.ms", "log.flush.interval.ms", "long", LONG_MAX, minimum=0),
     ConfigDef("index.interval.bytes", "log.index.interval.bytes", "int", 4096, minimum=0),
-    ConfigDef("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, minimum=1),
+    ConfigDef(
+        "max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, minimum=1
+    ),
     ConfigDef("max.message.bytes", "message.max.bytes", "int", 1048588, minimum=0),
     ConfigDef(
         "message.timestamp.after.max.ms",
@@ -123,7 +131,9 @@ _DEFS: tuple[ConfigDef, ...] = (
         "CreateTime",
         ("CreateTime", "LogAppendTime"),
     ),
-    ConfigDef("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "double", 0.5, minimum=0),
+    ConfigDef(
+        "min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "double", 0.5, minimum=0
+    ),
     ConfigDef("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "long", 0, minimum=0),
     ConfigDef("min.insync.replicas", "min.insync.replicas", "int", 1, minimum=1),
     ConfigDef("preallocate", "log.preallocate", "boolean", False),
@@ -133,9 +143,7 @@ _DEFS: tuple[ConfigDef, ...] = (
     ConfigDef("segment.index.bytes", "log.index.size.max.bytes", "int", 10485760, minimum=4),
     ConfigDef("segment.jitter.ms", "log.roll.jitter.ms", "long", 0, minimum=0),
     ConfigDef("segment.ms", "log.roll.ms", "long", 604800000, minimum=1),
-    ConfigDef(
-        "unclean.leader.election.enable", "unclean.leader.election.enable", "boolean", False
-    ),
+    ConfigDef("unclean.leader.election.enable", "unclean.leader.election.enable", "boolean", False),
 )
 
 TOPIC_CONFIGS: Mapping[str, ConfigDef] = {d.name: d for d in _DEFS}
@@ -213,4 +221,3 @@ class LogConfig:
 def broker_default_keys() -> Mapping[str, ConfigDef]:
     """Broker keys (``log.segment.bytes``…) mapped to the topic config they default."""
     return {d.broker_key: d for d in _DEFS if d.broker_key is not None}
-

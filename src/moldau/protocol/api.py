@@ -5,7 +5,8 @@ from ApiVersions (kafka-python, librdkafka feature detection) infer a coherent o
 except that Fetch stops at v12 and ApiVersions goes to v4. Fetch v13+ and Produce v13+ address
 topics by id (KIP-516); ApiVersions v4 only fixes KAFKA-17011 and has v3's layout. Minimum
 versions follow Kafka 4.0's KIP-896 baseline where kio (generated from Kafka 4.x specs) has
-no older schema: CreateTopics 2, DeleteTopics 1, DescribeConfigs 1, DescribeLogDirs 1.
+no older schema: CreateTopics 2, DeleteTopics 1, DescribeConfigs 1, DescribeLogDirs 1; and
+DescribeCluster goes to v1 because kafka-python's ``describe_cluster`` needs v1's fields.
 
 ``ADVERTISED`` is the table a new API joins once it is fully implemented: DESIGN.md §3 says to
 advertise only what works, because clients degrade gracefully around what is absent.
@@ -98,7 +99,7 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.DESCRIBE_LOG_DIRS: VersionRange(1, 2, 1),
     ApiKey.CREATE_PARTITIONS: VersionRange(0, 3, 0),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: VersionRange(0, 1, 0),
-    ApiKey.DESCRIBE_CLUSTER: VersionRange(0, 0, 0),
+    ApiKey.DESCRIBE_CLUSTER: VersionRange(0, 1, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

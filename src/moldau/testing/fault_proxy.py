@@ -7,16 +7,21 @@ bytes both ways; the test flips faults on and off from its own thread. It runs i
 loop in a background thread so that synchronous clients (confluent-kafka, kafka-python) can be
 driven from the test thread while the proxy keeps forwarding.
 
-Clients learn broker addresses from Metadata responses, so for a client to stay behind the
-proxy the broker must advertise the proxy's address
-(``advertised.listeners=PLAINTEXT://127.0.0.1:<proxy.port>``). Start the proxy first (it only
-connects upstream when a client connects), then start the broker with that setting.
+Clients learn broker addresses from Metadata (and coordinators from FindCoordinator)
+responses, so to keep a client behind the proxy the proxy rewrites the upstream broker's
+address in those responses to its own (``rewrite_metadata``, on by default). A broker can
+then advertise itself as usual: clients that bootstrap through the proxy stay behind it, and
+clients that bootstrap at the broker talk to it directly. The proxy follows Kafka's framing
+in both directions for this and for ``drop_responses``; any other byte stream passes through
+untouched, so the proxy also serves plain TCP tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import random
 import socket
 import struct
@@ -26,10 +31,18 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from kio.serial import entity_reader
+from kio.serial.readers import read_unsigned_varint
+from kio.static.primitive import i32
+
+from moldau.protocol.api import schema_for
+from moldau.protocol.framing import encode_response
+
 Direction = Literal["both", "upstream", "downstream"]
 """``upstream`` is client → server (requests), ``downstream`` server → client (responses)."""
 
 _T = TypeVar("_T")
+_E = TypeVar("_E")
 _READ_SIZE = 65536
 _QUEUE_CHUNKS = 64
 _MAX_PENDING_REQUESTS = 10_000
@@ -51,6 +64,71 @@ _EOF = _Marker("EOF")
 _CLOSE = _Marker("CLOSE")
 """Queued when the link must end after the chunks before it (limit reached, response lost)."""
 _Item = tuple[float, bytes] | _Marker
+
+_METADATA = 3
+_FIND_COORDINATOR = 10
+_REWRITTEN_APIS = (_METADATA, _FIND_COORDINATOR)
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+class _Action(enum.Enum):
+    FORWARD = "forward"
+    DROP = "drop"
+    REWRITE = "rewrite"
+
+
+def _is_address(host: str, port: int, address: tuple[str, int]) -> bool:
+    if port != address[1]:
+        return False
+    return host == address[0] or (host in _LOOPBACK_NAMES and address[0] in _LOOPBACK_NAMES)
+
+
+def rewrite_broker_addresses(
+    frame: bytes,
+    api_key: int,
+    api_version: int,
+    upstream: tuple[str, int],
+    proxy: tuple[str, int],
+) -> bytes:
+    """Point the upstream broker's entries in a Metadata or FindCoordinator response frame at
+    the proxy instead; any other frame, or one that does not decode, comes back unchanged.
+
+    This is what keeps a client behind the proxy when the broker advertises its own address:
+    everything the client learns about that broker names the proxy. Other brokers of a
+    cluster are left alone (one proxy stands in for one broker).
+    """
+    try:
+        schema = schema_for(api_key, api_version)
+        (correlation_id,) = _RESPONSE_PREFIX.unpack_from(frame, 4)
+        offset = 8
+        if schema.response_header_flexible:
+            count, size = read_unsigned_varint(frame, offset)
+            offset += size
+            for _ in range(count):
+                _tag, size = read_unsigned_varint(frame, offset)
+                offset += size
+                length, size = read_unsigned_varint(frame, offset)
+                offset += size + length
+        response, _size = entity_reader(schema.response_type)(frame, offset)
+    except Exception:  # not ours to judge: pass the bytes on as they came
+        return frame
+
+    def moved(entity: _E) -> _E:
+        if _is_address(entity.host, int(entity.port), upstream):  # type: ignore[attr-defined]
+            return dataclasses.replace(entity, host=proxy[0], port=i32(proxy[1]))  # type: ignore[type-var]
+        return entity
+
+    if api_key == _METADATA:
+        changed = dataclasses.replace(response, brokers=tuple(moved(b) for b in response.brokers))
+    elif hasattr(response, "coordinators"):  # FindCoordinator v4+
+        changed = dataclasses.replace(
+            response, coordinators=tuple(moved(c) for c in response.coordinators)
+        )
+    else:
+        changed = moved(response)
+    if changed == response:
+        return frame
+    return encode_response(schema, correlation_id, changed)
 
 
 class KafkaFrameScanner:
@@ -152,8 +230,10 @@ class _Link:
         self.client_writer = client_writer
         self.upstream_writer: asyncio.StreamWriter | None = None
         self.forwarded_bytes = 0
-        self.pending_requests: dict[int, int] = {}
-        """correlation_id → api_key of requests sent upstream and not yet answered."""
+        self.pending_requests: dict[int, tuple[int, int]] = {}
+        """correlation_id → (api_key, api_version) of requests sent and not yet answered."""
+        self.rewrites_pending = 0
+        """How many of those are Metadata/FindCoordinator requests, whose answers we rewrite."""
         self.tasks: list[asyncio.Task[None]] = []
         self.aborted = False
         self.closed = asyncio.Event()
@@ -217,20 +297,41 @@ class _Link:
     ) -> None:
         proxy, faults = self.proxy, self.proxy._faults
         loop = asyncio.get_running_loop()
+        collecting: bytearray | None = None  # a response frame being gathered for rewriting
+        collect_left = 0
+        collect_api = (0, 0)
         try:
             while True:
                 data = await reader.read(_READ_SIZE)
                 if not data:
                     break
                 now = loop.time()
-                hold = not upstream and faults.drop_count > 0
-                for piece, header in scanner.feed(data, hold=hold):
-                    if header is not None and self._on_header(header, upstream=upstream):
-                        # the response is lost: deliver what came before it, then the client
-                        # sees its connection close
-                        proxy.responses_dropped += 1
-                        await queue.put(_CLOSE)
-                        return
+                # hold back incomplete response headers only when a response may be dropped
+                # or rewritten, so that streams which are not Kafka never stall
+                hold = not upstream and (faults.drop_count > 0 or self.rewrites_pending > 0)
+                for part, header in scanner.feed(data, hold=hold):
+                    piece = part
+                    if collecting is not None:  # the rest of a frame to rewrite
+                        collecting += piece
+                        collect_left -= len(piece)
+                        if collect_left > 0:
+                            continue
+                        piece = proxy._rewrite(bytes(collecting), *collect_api)
+                        collecting = None
+                    elif header is not None:
+                        action, api = self._on_header(header, upstream=upstream)
+                        if action is _Action.DROP:
+                            # the response is lost: deliver what came before it, then the
+                            # client sees its connection close
+                            proxy.responses_dropped += 1
+                            await queue.put(_CLOSE)
+                            return
+                        if action is _Action.REWRITE and len(piece) == 4 + len(header):
+                            left = int.from_bytes(piece[:4], "big") - len(header)
+                            if left > 0:
+                                collecting, collect_left, collect_api = bytearray(piece), left, api
+                                continue
+                            piece = proxy._rewrite(piece, *api)
                     if not piece:
                         continue
                     if faults.limit_bytes is not None:
@@ -247,27 +348,33 @@ class _Link:
             pass
         await queue.put(_EOF)
 
-    def _on_header(self, header: bytes, *, upstream: bool) -> bool:
-        """Track a frame header; True if this (response) frame must be dropped."""
+    def _on_header(self, header: bytes, *, upstream: bool) -> tuple[_Action, tuple[int, int]]:
+        """Track a frame header; say what to do with this frame."""
         if upstream:
             if len(header) >= _REQUEST_PREFIX.size:
-                api_key, _version, correlation_id = _REQUEST_PREFIX.unpack_from(header)
+                api_key, api_version, correlation_id = _REQUEST_PREFIX.unpack_from(header)
                 if len(self.pending_requests) >= _MAX_PENDING_REQUESTS:
                     # acks=0 produce requests are never answered; forget the oldest
-                    del self.pending_requests[next(iter(self.pending_requests))]
-                self.pending_requests[correlation_id] = api_key
-            return False
+                    forgotten = self.pending_requests.pop(next(iter(self.pending_requests)))
+                    self.rewrites_pending -= forgotten[0] in _REWRITTEN_APIS
+                self.pending_requests[correlation_id] = (api_key, api_version)
+                self.rewrites_pending += api_key in _REWRITTEN_APIS
+            return _Action.FORWARD, (0, 0)
         if len(header) < _RESPONSE_PREFIX.size:
-            return False
+            return _Action.FORWARD, (0, 0)
         (correlation_id,) = _RESPONSE_PREFIX.unpack_from(header)
-        api_key = self.pending_requests.pop(correlation_id, None)
+        api = self.pending_requests.pop(correlation_id, None)
+        if api is None:
+            return _Action.FORWARD, (0, 0)
+        api_key = api[0]
+        self.rewrites_pending -= api_key in _REWRITTEN_APIS
         faults = self.proxy._faults
-        if api_key is None or faults.drop_count <= 0:
-            return False
-        if faults.drop_api_key is not None and api_key != faults.drop_api_key:
-            return False
-        faults.drop_count -= 1
-        return True
+        if faults.drop_count > 0 and faults.drop_api_key in (None, api_key):
+            faults.drop_count -= 1
+            return _Action.DROP, api
+        if self.proxy.rewrite_metadata and api_key in _REWRITTEN_APIS:
+            return _Action.REWRITE, api
+        return _Action.FORWARD, api
 
     async def _write(
         self,
@@ -305,12 +412,13 @@ class _Link:
                 if not proxy._flowing.is_set():
                     await proxy._flowing.wait()
                 chunk = data[start : start + step]
-                writer.write(chunk)
-                await writer.drain()
+                # count first: a test that saw the bytes arrive must see them counted
                 if upstream:
                     proxy.bytes_upstream += len(chunk)
                 else:
                     proxy.bytes_downstream += len(chunk)
+                writer.write(chunk)
+                await writer.drain()
                 if faults.slice_bytes and faults.slice_delay_ms and start + step < len(data):
                     await asyncio.sleep(faults.slice_delay_ms / 1000)
 
@@ -325,7 +433,11 @@ class FaultProxy:
 
     Counters (plain ints, read from any thread): ``connections_total``, ``responses_dropped``,
     ``bytes_upstream`` (client → server) and ``bytes_downstream`` (server → client), counting
-    bytes forwarded.
+    bytes forwarded (a rewritten Metadata response counts at its rewritten size).
+
+    Threading: the public methods and counters are the only things touched from outside the
+    proxy's thread; every mutation of fault state happens on the proxy's loop, so a fault and
+    the traffic it applies to never race.
     """
 
     def __init__(
@@ -334,10 +446,12 @@ class FaultProxy:
         *,
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
+        rewrite_metadata: bool = True,
     ) -> None:
         self.upstream = upstream
         self.host = listen_host
         self.port = listen_port
+        self.rewrite_metadata = rewrite_metadata
         self.connections_total = 0
         self.responses_dropped = 0
         self.bytes_upstream = 0
@@ -355,6 +469,11 @@ class FaultProxy:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def _rewrite(self, frame: bytes, api_key: int, api_version: int) -> bytes:
+        return rewrite_broker_addresses(
+            frame, api_key, api_version, self.upstream, (self.host, self.port)
+        )
 
     @property
     def connections_open(self) -> int:

@@ -1,1 +1,40 @@
+"""Request handlers, one module per API family; ``HANDLERS`` maps API key → handler.
 
+A handler is ``async def handle_x(ctx: RequestContext, request) -> response | Deferred |
+None``. It is awaited in request order on its connection, so anything that must happen in
+order (an append) happens before it returns; slow completion goes in a ``Deferred``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from moldau.broker.context import RequestContext
+
+Handler = Callable[[RequestContext, Any], Awaitable[Any]]
+HANDLERS: dict[int, Handler] = {}
+
+
+def handles(*api_keys: int) -> Callable[[Handler], Handler]:
+    """Register the decorated coroutine as the handler of ``api_keys``."""
+
+    def register(func: Handler) -> Handler:
+        for key in api_keys:
+            HANDLERS[key] = func
+        return func
+
+    return register
+
+
+def load_all() -> None:
+    """Import every handler module so that their ``@handles`` registrations run."""
+    from moldau.broker.handlers import (  # noqa: F401
+        admin,
+        api_versions,
+        fetch,
+        list_offsets,
+        metadata,
+        produce,
+        producer_id,
+    )

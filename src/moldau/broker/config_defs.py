@@ -1,0 +1,401 @@
+"""The broker's configuration keys: Kafka's ``server.properties`` names, types and defaults.
+
+``BROKER_KEYS`` is the one table that loading, validation, ``as_properties()`` and
+DescribeConfigs on the BROKER resource read, so supporting a key is one row here plus, when the
+broker acts on it, one typed attribute on ``BrokerConfig``. The keys that only default a topic
+config (``log.segment.bytes`` → ``segment.bytes``) are not written out: they are derived from
+``moldau.log.config.TOPIC_CONFIGS``, so a topic config added there is accepted on the broker
+too, with the same checks, under its broker name.
+
+Defaults are Kafka's except where moldau deliberately differs (each such row says so): the
+listener binds loopback, data lives in ``./moldau-data`` and the node id is 1, so that a bare
+``moldau broker`` is a working single-node broker rather than one that asks to be configured.
+
+Rows marked ``ignored`` are accepted so that a stock Kafka ``server.properties`` loads (thread
+pools, socket buffers, KRaft quorum and ZooKeeper settings, internal-topic replication for
+features moldau lacks), but nothing in moldau reads them; ``BrokerConfig.ignored_settings()``
+lists the ones a file actually set, so the broker can say so at start-up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from moldau.log.config import LONG_MAX, ConfigDef, ConfigError, broker_default_keys
+
+INT_MAX = 2**31 - 1
+SHORT_MAX = 2**15 - 1
+DOUBLE_MAX = 1.7976931348623157e308
+
+
+class ConfigSource(enum.IntEnum):
+    """Where a value came from, as DescribeConfigs (v1+) reports it (Kafka's ``ConfigSource``).
+
+    moldau has no dynamic broker configs, so only TOPIC_CONFIG, STATIC_BROKER_CONFIG and
+    DEFAULT_CONFIG occur today; the others are listed so handlers can name every wire value.
+    """
+
+    UNKNOWN = 0
+    TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+    CLIENT_METRICS_CONFIG = 7
+    GROUP_CONFIG = 8
+
+
+class ConfigType(enum.IntEnum):
+    """A config's data type in DescribeConfigsResponse v3+ (Kafka's ``ConfigType``)."""
+
+    UNKNOWN = 0
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+CONFIG_TYPES: Mapping[str, ConfigType] = {
+    "boolean": ConfigType.BOOLEAN,
+    "string": ConfigType.STRING,
+    "int": ConfigType.INT,
+    "short": ConfigType.SHORT,
+    "long": ConfigType.LONG,
+    "double": ConfigType.DOUBLE,
+    "list": ConfigType.LIST,
+    "class": ConfigType.CLASS,
+    "password": ConfigType.PASSWORD,
+}
+"""Kind names (``ConfigDef.kind`` plus short/class/password) to their wire type."""
+
+# How a broker kind is parsed by the shared ConfigDef machinery: a short is an int with a
+# narrower range, a class or password is a string.
+_PARSE_KINDS = {"short": "int", "class": "string", "password": "string"}
+
+_NUMBER_KINDS = {"int": "INT", "short": "SHORT", "long": "LONG", "double": "DOUBLE"}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerKey:
+    """One broker config key: name, kind, Kafka default (``None`` = unset), checks, doc.
+
+    ``kind`` is a ``CONFIG_TYPES`` name. ``ignored`` marks keys accepted for compatibility that
+    moldau does not act on. Parsing reuses ``ConfigDef`` so broker and topic configs refuse
+    bad values with the same wording.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] = ()
+    ignored: bool = False
+
+    @property
+    def config_type(self) -> ConfigType:
+        return CONFIG_TYPES[self.kind]
+
+    @property
+    def sensitive(self) -> bool:
+        """Passwords are never shown: DescribeConfigs returns their value as null."""
+        return self.kind == "password"
+
+    def parse(self, raw: str) -> Any:
+        """Parse and check a string value; raise ConfigError naming this key."""
+        number_kind = _NUMBER_KINDS.get(self.kind)
+        if number_kind is not None:
+            convert = float if self.kind == "double" else int
+            try:
+                convert(raw.strip())
+            except ValueError:
+                raise ConfigError(
+                    f"Invalid value {raw!r} for configuration {self.name}: "
+                    f"not a number of type {number_kind}"
+                ) from None
+        spec = ConfigDef(
+            self.name,
+            None,
+            _PARSE_KINDS.get(self.kind, self.kind),
+            self.default,
+            self.allowed,
+            self.minimum,
+            self.doc,
+        )
+        value = spec.parse(raw)
+        limit = SHORT_MAX if self.kind == "short" else self.maximum
+        if limit is not None and value > limit:
+            raise ConfigError(
+                f"Invalid value {raw!r} for configuration {self.name}: "
+                f"Value must be no more than {limit:g}"
+            )
+        return value
+
+    def render(self, value: Any) -> str | None:
+        """The value as Kafka prints it (lists comma-joined, booleans lower case)."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+
+def _k(
+    name: str,
+    kind: str,
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allowed: tuple[str, ...] = (),
+    ignored: bool = False,
+) -> BrokerKey:
+    return BrokerKey(name, kind, default, doc, minimum, maximum, allowed, ignored)
+
+
+def _ignored(name: str, kind: str, default: Any, doc: str, **checks: Any) -> BrokerKey:
+    return _k(
+        name,
+        kind,
+        default,
+        doc + " Accepted for compatibility; moldau ignores it.",
+        ignored=True,
+        **checks,
+    )
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+# Broker keys with no default of their own, that defer to a coarser synonym (hours, minutes)
+# or to another key: their topic config is computed, not copied (see ``BrokerConfig``).
+TIME_KEYS: tuple[BrokerKey, ...] = (
+    _k(
+        "log.retention.ms",
+        "long",
+        None,
+        "Age after which a log segment may be deleted; -1 keeps data forever. "
+        "Wins over log.retention.minutes and log.retention.hours.",
+    ),
+    _k(
+        "log.retention.minutes",
+        "int",
+        None,
+        "log.retention.ms in minutes; wins over log.retention.hours.",
+    ),
+    _k("log.retention.hours", "int", 168, "log.retention.ms in hours."),
+    _k(
+        "log.roll.ms",
+        "long",
+        None,
+        "Age after which the active segment is rolled; wins over log.roll.hours.",
+        minimum=1,
+    ),
+    _k("log.roll.hours", "int", 168, "log.roll.ms in hours.", minimum=1),
+    _k(
+        "log.roll.jitter.ms",
+        "long",
+        None,
+        "Maximum random jitter subtracted from the roll time; wins over log.roll.jitter.hours.",
+        minimum=0,
+    ),
+    _k("log.roll.jitter.hours", "int", 0, "log.roll.jitter.ms in hours.", minimum=0),
+    _k(
+        "log.flush.interval.ms",
+        "long",
+        None,
+        "Maximum time a message may stay unflushed; unset means log.flush.scheduler.interval.ms.",
+        minimum=0,
+    ),
+)
+
+# fmt: off
+_OWN_KEYS: tuple[BrokerKey, ...] = (
+    # -- identity and listeners
+    _k("node.id", "int", 1,
+       "This broker's id (moldau default 1; Kafka requires it).", minimum=0),
+    _k("broker.id", "int", 1,
+       "Older name of node.id; when both are set they must agree.", minimum=0),
+    _k("listeners", "string", "PLAINTEXT://127.0.0.1:9092",
+       "Comma-separated NAME://host:port endpoints to bind; an empty host binds every "
+       "interface (moldau default binds loopback; Kafka's is PLAINTEXT://:9092)."),
+    _k("advertised.listeners", "string", None,
+       "Endpoints given to clients in Metadata; defaults to listeners, with an empty host "
+       "replaced by this machine's canonical host name."),
+    _k("listener.security.protocol.map", "string",
+       "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+       "Listener name to security protocol."),
+    _k("controller.listener.names", "string", None,
+       "Listeners used by the KRaft controller; moldau serves clients on the first listener "
+       "not named here."),
+    _k("moldau.cluster.id", "string", None,
+       "moldau's own key: the cluster id to use when the data directory has none yet."),
+    # -- socket server
+    _k("socket.request.max.bytes", "int", 104857600,
+       "Largest request the broker accepts; a bigger size prefix closes the connection.",
+       minimum=1),
+    _k("connections.max.idle.ms", "long", 600000,
+       "Idle connections are closed after this long."),
+    # -- log basics
+    _k("log.dirs", "string", None,
+       "The data directory (wins over log.dir); moldau supports exactly one."),
+    _k("log.dir", "string", "./moldau-data",
+       "The data directory when log.dirs is unset (moldau default; Kafka's is "
+       "/tmp/kafka-logs)."),
+    _k("num.partitions", "int", 1, "Partitions of an auto-created topic.", minimum=1),
+    _k("default.replication.factor", "int", 1,
+       "Replication factor of an auto-created topic.", minimum=1),
+    _k("auto.create.topics.enable", "boolean", True,
+       "Create a topic when a client asks for metadata of an unknown one."),
+    _k("delete.topic.enable", "boolean", True, "Allow DeleteTopics."),
+    _k("log.retention.check.interval.ms", "long", 300000,
+       "How often retention is enforced.", minimum=1),
+    _k("log.flush.scheduler.interval.ms", "long", LONG_MAX,
+       "How often logs are checked for a due time-based flush; also flush.ms's default "
+       "when log.flush.interval.ms is unset."),
+    _k("log.cleaner.enable", "boolean", True,
+       "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    _k("log.cleaner.backoff.ms", "long", 15000,
+       "Sleep of the cleaner when there is nothing to clean.", minimum=0),
+    _k("moldau.flush.on.acks.all", "boolean", True,
+       "moldau's own key: answer acks=all only after an fsync covering the write (group "
+       "commit); false gives Kafka's lazy flushing driven by flush.messages/flush.ms."),
+    # -- group coordinator
+    _k("offsets.topic.num.partitions", "int", 50,
+       "Partitions of __consumer_offsets; fixed once the topic exists.", minimum=1),
+    _k("offsets.topic.replication.factor", "short", 3,
+       "Replication factor of __consumer_offsets, capped by the number of live brokers.",
+       minimum=1),
+    _k("offsets.topic.segment.bytes", "int", 104857600,
+       "Segment size of __consumer_offsets.", minimum=1),
+    _k("offsets.retention.minutes", "int", 10080,
+       "Committed offsets of an empty group are dropped after this long.", minimum=1),
+    _k("offsets.retention.check.interval.ms", "long", 600000,
+       "How often stale offsets are looked for.", minimum=1),
+    _k("group.initial.rebalance.delay.ms", "int", 3000,
+       "How long the first rebalance of a new classic group waits for more members."),
+    _k("group.min.session.timeout.ms", "int", 6000,
+       "Smallest session timeout a member may ask for."),
+    _k("group.max.session.timeout.ms", "int", 1800000,
+       "Largest session timeout a member may ask for."),
+    _k("group.max.size", "int", INT_MAX, "Most members a classic group may have.", minimum=1),
+    # -- transactions and producer ids
+    _k("transaction.state.log.num.partitions", "int", 50,
+       "Partitions of __transaction_state.", minimum=1),
+    _k("transaction.state.log.replication.factor", "short", 3,
+       "Replication factor of __transaction_state, capped by the number of live brokers.",
+       minimum=1),
+    _k("transaction.state.log.min.isr", "int", 2,
+       "min.insync.replicas of __transaction_state.", minimum=1),
+    _k("transaction.state.log.segment.bytes", "int", 104857600,
+       "Segment size of __transaction_state.", minimum=1),
+    _k("transaction.max.timeout.ms", "int", 900000,
+       "Largest transaction timeout a producer may ask for.", minimum=1),
+    _k("transactional.id.expiration.ms", "int", 604800000,
+       "A transactional id unused for this long is forgotten.", minimum=1),
+    _k("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000,
+       "How often timed-out transactions are aborted.", minimum=1),
+    _k("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000,
+       "How often expired transactional ids are removed.", minimum=1),
+    _k("producer.id.expiration.ms", "int", 86400000,
+       "Idempotent producer state unused for this long is dropped.", minimum=1),
+    _k("producer.id.expiration.check.interval.ms", "int", 600000,
+       "How often expired producer ids are looked for.", minimum=1),
+    # -- accepted so that stock Kafka configs load, but not acted on
+    _ignored("process.roles", "list", "", "KRaft roles of this node.",
+             allowed=("broker", "controller")),
+    _ignored("controller.quorum.voters", "list", "", "Static KRaft voter set."),
+    _ignored("controller.quorum.bootstrap.servers", "list", "", "KRaft quorum bootstrap."),
+    _ignored("inter.broker.listener.name", "string", None, "Listener brokers talk on."),
+    _ignored("security.inter.broker.protocol", "string", "PLAINTEXT",
+             "Protocol brokers talk with.", allowed=SECURITY_PROTOCOLS),
+    _ignored("broker.rack", "string", None, "Rack of this broker."),
+    _ignored("metadata.log.dir", "string", None, "Directory of the KRaft metadata log."),
+    _ignored("num.network.threads", "int", 3, "Network threads.", minimum=1),
+    _ignored("num.io.threads", "int", 8, "Request handler threads.", minimum=1),
+    _ignored("background.threads", "int", 10, "Background task threads.", minimum=1),
+    _ignored("queued.max.requests", "int", 500, "Request queue length.", minimum=1),
+    _ignored("num.recovery.threads.per.data.dir", "int", 2, "Log recovery threads.",
+             minimum=1),
+    _ignored("num.replica.fetchers", "int", 1, "Replica fetcher threads."),
+    _ignored("socket.send.buffer.bytes", "int", 102400, "SO_SNDBUF of sockets."),
+    _ignored("socket.receive.buffer.bytes", "int", 102400, "SO_RCVBUF of sockets."),
+    _ignored("max.connections", "int", INT_MAX, "Connection limit.", minimum=0),
+    _ignored("max.connections.per.ip", "int", INT_MAX, "Per-address connection limit.",
+             minimum=0),
+    _ignored("log.flush.offset.checkpoint.interval.ms", "int", 60000,
+             "Recovery point checkpoint interval.", minimum=0),
+    _ignored("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
+             "Log start offset checkpoint interval.", minimum=0),
+    _ignored("log.cleaner.threads", "int", 1, "Cleaner threads.", minimum=0),
+    _ignored("log.cleaner.dedupe.buffer.size", "long", 134217728, "Cleaner dedupe memory."),
+    _ignored("log.cleaner.io.buffer.size", "int", 524288, "Cleaner I/O buffers.", minimum=0),
+    _ignored("log.cleaner.io.buffer.load.factor", "double", 0.9, "Cleaner hash load."),
+    _ignored("log.cleaner.io.max.bytes.per.second", "double", DOUBLE_MAX, "Cleaner I/O cap."),
+    _ignored("replica.lag.time.max.ms", "long", 30000, "ISR lag limit."),
+    _ignored("replica.fetch.max.bytes", "int", 1048576, "Replica fetch size.", minimum=0),
+    _ignored("auto.leader.rebalance.enable", "boolean", True, "Preferred leader balancing."),
+    _ignored("controlled.shutdown.enable", "boolean", True, "Leadership hand-off on stop."),
+    _ignored("share.coordinator.state.topic.replication.factor", "short", 3,
+             "Replication factor of __share_group_state.", minimum=1),
+    _ignored("share.coordinator.state.topic.min.isr", "short", 2,
+             "min.insync.replicas of __share_group_state.", minimum=1),
+    _ignored("zookeeper.connect", "string", None, "ZooKeeper connection string."),
+    _ignored("zookeeper.connection.timeout.ms", "int", None, "ZooKeeper connect timeout."),
+    _ignored("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout."),
+)
+# fmt: on
+
+
+def _topic_default_keys() -> tuple[BrokerKey, ...]:
+    """Broker keys that default a topic config, with the topic config's type and checks."""
+    computed = {key.name for key in TIME_KEYS}
+    keys = []
+    for broker_name, spec in broker_default_keys().items():
+        if broker_name in computed:
+            continue
+        doc = spec.doc or f"Default of the topic config {spec.name}."
+        keys.append(
+            BrokerKey(broker_name, spec.kind, spec.default, doc, spec.minimum, None, spec.allowed)
+        )
+    return tuple(keys)
+
+
+BROKER_KEYS: Mapping[str, BrokerKey] = {
+    key.name: key
+    for key in sorted((*_OWN_KEYS, *TIME_KEYS, *_topic_default_keys()), key=lambda k: k.name)
+}
+"""Every broker config key moldau accepts, by name, in name order."""
+
+BROKER_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("log.roll.ms", "log.roll.hours"),
+    ("log.roll.jitter.ms", "log.roll.jitter.hours"),
+    ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+)
+"""Groups of keys that set one value, finest unit first (Kafka's ``brokerConfigSynonyms``)."""
+
+
+def broker_synonym_names(name: str) -> tuple[str, ...]:
+    """The keys consulted, in priority order, for the value of broker key ``name``.
+
+    ``log.flush.interval.ms`` falls back to ``log.flush.scheduler.interval.ms`` but not the
+    other way round, exactly as Kafka lists them.
+    """
+    if name == "log.flush.interval.ms":
+        return (name, "log.flush.scheduler.interval.ms")
+    for group in BROKER_SYNONYMS:
+        if name in group:
+            return group
+    return (name,)

@@ -1,0 +1,244 @@
+"""One client connection: framing on an ``asyncio.BufferedProtocol``, in-order responses.
+
+Reading: the protocol reads the 4-byte size, then points the transport straight at a
+``bytearray`` of exactly that size, so a request's bytes are received without intermediate
+copies (DESIGN.md §7: 2.5-3x faster than asyncio streams).
+
+Ordering: requests are handled one at a time in arrival order, so their effects (appends,
+commits) happen in order. A handler may finish with a ``Deferred`` — a response still waiting
+on something (an fsync for acks=all, new data for a long-polling Fetch). The connection then
+goes on with the next request while a writer task emits responses strictly in request order,
+as Kafka clients require.
+
+Broken frames (negative or oversized length, a header or body that does not parse, an API we
+do not serve) close this connection only; every other connection keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import struct
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, cast
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker.context import Deferred, RequestContext
+from moldau.broker.handlers import HANDLERS
+from moldau.protocol.api import ADVERTISED, ApiKey, schema_for
+from moldau.protocol.framing import (
+    FramingError,
+    decode_request_body,
+    encode_response,
+    parse_request_header_prefix,
+    skip_header_tags,
+)
+
+if TYPE_CHECKING:
+    from moldau.broker.server import Broker
+
+log = logging.getLogger("moldau.connection")
+
+_SIZE = struct.Struct(">i")
+_HIGH_WATER = 4 * 1024 * 1024
+
+
+class KafkaConnection(asyncio.BufferedProtocol):
+    """Protocol instance for one TCP connection (see module docstring)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._size_buf = bytearray(4)
+        self._size_got = 0
+        self._frame: bytearray | None = None
+        self._frame_view: memoryview | None = None
+        self._frame_got = 0
+        self._requests: collections.deque[bytearray] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._responses: asyncio.Queue[Awaitable[bytes | None] | bytes | None] = asyncio.Queue()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reading_paused = False
+
+    # -- asyncio protocol callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its interface.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.broker.connections.add(self)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._process_requests()),
+            loop.create_task(self._write_responses()),
+        ]
+
+    def get_buffer(self, sizehint: int) -> memoryview | bytearray:
+        if self._frame_view is None:
+            return memoryview(self._size_buf)[self._size_got :]
+        return self._frame_view[self._frame_got :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._frame_view is None:
+            self._size_got += nbytes
+            if self._size_got < 4:
+                return
+            (size,) = _SIZE.unpack(self._size_buf)
+            self._size_got = 0
+            if size <= 0 or size > self.broker.config.socket_request_max_bytes:
+                log.warning(
+                    "closing connection from %s: frame length %d outside 1..%d",
+                    self.peer,
+                    size,
+                    self.broker.config.socket_request_max_bytes,
+                )
+                self.close()
+                return
+            self._frame = bytearray(size)
+            self._frame_view = memoryview(self._frame)
+            self._frame_got = 0
+            return
+        self._frame_got += nbytes
+        if self._frame is not None and self._frame_got == len(self._frame):
+            assert self._frame_view is not None
+            self._frame_view.release()
+            self._requests.append(self._frame)
+            self._frame = None
+            self._frame_view = None
+            self._wakeup.set()
+            if len(self._requests) > 64 and self.transport is not None:
+                self.transport.pause_reading()
+                self._reading_paused = True
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._wakeup.set()
+        self._can_write.set()
+        self._responses.put_nowait(None)
+        self.broker.connections.discard(self)
+        for task in self._tasks:
+            if not task.done() and task is not asyncio.current_task():
+                task.cancel()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    # -- request processing ------------------------------------------------------------
+
+    async def _process_requests(self) -> None:
+        while not self._closed:
+            if not self._requests:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            frame = self._requests.popleft()
+            if self._reading_paused and len(self._requests) < 16 and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            try:
+                await self._handle_frame(frame)
+            except FramingError as exc:
+                log.warning("closing connection from %s: %s", self.peer, exc)
+                self.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("closing connection from %s: request handling failed", self.peer)
+                self.close()
+
+    async def _handle_frame(self, frame: bytearray) -> None:
+        view = memoryview(frame).toreadonly()  # kio's native readers want read-only buffers
+        header = parse_request_header_prefix(view)
+        api_key, version = header.api_key, header.api_version
+        supported = ADVERTISED.get(api_key)
+        if api_key == ApiKey.API_VERSIONS and (supported is None or not supported.decodes(version)):
+            # KIP-511: answer an unknown ApiVersions version in v0 with our ranges.
+            self._responses.put_nowait(self._unsupported_api_versions(header.correlation_id))
+            return
+        if supported is None:
+            raise FramingError(f"unsupported API key {api_key} (client {header.client_id!r})")
+        if not supported.decodes(version):
+            raise FramingError(
+                f"unsupported version {version} of API {ApiKey(api_key).name} "
+                f"(client {header.client_id!r})"
+            )
+        schema = schema_for(api_key, version)
+        if schema.request_flexible:
+            header = skip_header_tags(view, header)
+        request = decode_request_body(schema, view, header.body_offset)
+        ctx = RequestContext(
+            header=header, schema=schema, broker=self.broker, peer=self.peer, frame=frame
+        )
+        handler = HANDLERS[api_key]
+        result = await handler(ctx, request)
+        if isinstance(result, Deferred):
+            self._responses.put_nowait(asyncio.ensure_future(self._finish_deferred(ctx, result)))
+        elif result is None:
+            return  # acks=0 produce: no response at all
+        else:
+            self._responses.put_nowait(encode_response(schema, header.correlation_id, result))
+
+    async def _finish_deferred(self, ctx: RequestContext, deferred: Deferred) -> bytes | None:
+        try:
+            response = await deferred.awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "request %s v%d from %s (correlation %d) failed",
+                ApiKey(ctx.header.api_key).name,
+                ctx.header.api_version,
+                self.peer,
+                ctx.header.correlation_id,
+            )
+            self.close()
+            return None
+        if response is None:
+            return None
+        if isinstance(response, bytes):
+            return response
+        return encode_response(ctx.schema, ctx.header.correlation_id, response)
+
+    def _unsupported_api_versions(self, correlation_id: int) -> bytes:
+        from moldau.broker.handlers.api_versions import api_versions_response
+
+        schema = schema_for(ApiKey.API_VERSIONS, 0)
+        response = api_versions_response(schema, ErrorCode.unsupported_version)
+        return encode_response(schema, correlation_id, response)
+
+    # -- response writing --------------------------------------------------------------
+
+    async def _write_responses(self) -> None:
+        while True:
+            item: Any = await self._responses.get()
+            if item is None and self._closed:
+                return
+            if item is None:
+                continue
+            data = item if isinstance(item, bytes) else await item
+            if data is None or self._closed or self.transport is None:
+                continue
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+            if self._closed:
+                return
+            self.transport.write(data)

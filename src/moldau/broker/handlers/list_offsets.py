@@ -1,0 +1,63 @@
+"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+
+By timestamp: the first offset whose timestamp is at least the target; (-1, -1) when there
+is none, as Kafka answers. Latest is the high watermark (equal to the last stable offset
+until transactions exist).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker.context import RequestContext
+from moldau.broker.handlers import handles
+from moldau.protocol.api import ApiKey
+from moldau.protocol.messages import make
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+LEADER_EPOCH = 0
+
+
+@handles(ApiKey.LIST_OFFSETS)
+async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    m = ctx.m
+    topics: list[Any] = []
+    for req_topic in request.topics:
+        partitions: list[Any] = []
+        for req_part in req_topic.partitions:
+            index = req_part.partition_index
+            log = broker.get_log(req_topic.name, index)
+            fields: dict[str, Any] = {
+                "partition_index": index,
+                "error_code": ErrorCode.none,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": LEADER_EPOCH,
+            }
+            if log is None:
+                fields["error_code"] = ErrorCode.unknown_topic_or_partition
+                fields["leader_epoch"] = -1
+            else:
+                target = int(req_part.timestamp)
+                if target == LATEST:
+                    fields["offset"] = log.high_watermark
+                elif target == EARLIEST:
+                    fields["offset"] = log.log_start_offset
+                elif target == MAX_TIMESTAMP:
+                    fields["offset"], fields["timestamp"] = log.max_timestamp_offset()
+                elif target < 0:
+                    fields["error_code"] = ErrorCode.invalid_request
+                else:
+                    found = log.offset_for_timestamp(target)
+                    if found is not None:
+                        fields["offset"], fields["timestamp"] = found
+            partitions.append(make(m.ListOffsetsPartitionResponse, **fields))
+        topics.append(
+            make(m.ListOffsetsTopicResponse, name=req_topic.name, partitions=tuple(partitions))
+        )
+    return ctx.response(throttle_time=0, topics=tuple(topics))

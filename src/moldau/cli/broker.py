@@ -1,0 +1,49 @@
+"""``moldau broker``: start a broker in this process.
+
+The command line is the only place above ``moldau.broker`` in the layering, and it imports
+the broker lazily, inside the command: every other ``moldau`` command is a Kafka client and
+should not pay for (or depend on) loading the server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moldau.cli.common import CliError, parse_key_value
+
+DEFAULT_LISTEN = "127.0.0.1:9092"
+DEFAULT_DATA_DIR = Path("./moldau-data")
+
+
+def broker(
+    listen: Annotated[
+        str, typer.Option("--listen", help="Address to accept clients on, HOST:PORT.")
+    ] = DEFAULT_LISTEN,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Directory for logs and metadata.")
+    ] = DEFAULT_DATA_DIR,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="server.properties file (Kafka's keys).", dir_okay=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one config, KEY=VALUE (repeatable)."),
+    ] = None,
+    node_id: Annotated[int | None, typer.Option("--node-id", help="This broker's id.")] = None,
+) -> None:
+    """Run a broker until interrupted (SIGINT/SIGTERM shut it down cleanly)."""
+    overrides = list(set_ or [])
+    for item in overrides:
+        parse_key_value(item, "--set value")  # a clear error before the broker starts
+    if config is not None and not config.is_file():
+        raise CliError(f"config file '{config}' does not exist", 2)
+    try:
+        from moldau.broker.main import run
+    except ImportError as exc:
+        raise CliError(f"the broker cannot be loaded: {exc}") from None
+    code = run(listen, data_dir, config, overrides, node_id)
+    raise typer.Exit(code)

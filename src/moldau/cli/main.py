@@ -1,0 +1,115 @@
+"""The ``moldau`` command: one typer app, one module per noun, one rule for errors.
+
+Nouns: ``broker`` (run a broker), ``topic``, ``produce``, ``consume``, ``cluster``. Every
+command except ``broker`` is a Kafka client over the wire (confluent-kafka); none imports
+the broker's internals.
+
+Error policy, enforced here and nowhere else: a mistake — bad flag, unknown topic, broker
+down, invalid config — prints ``error: <one line>`` on stderr and exits non-zero (2 for
+usage errors, 1 otherwise); never a traceback. That is why :func:`run` drives click in
+non-standalone mode: click's own handling prints multi-line usage blocks for bad flags.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import typer
+from confluent_kafka import KafkaException
+
+from moldau import __version__
+from moldau.cli import cluster, topic
+from moldau.cli.broker import broker
+from moldau.cli.common import CliError, kafka_error_text
+from moldau.cli.consume import consume
+from moldau.cli.produce import produce
+
+DEBUG_ENV = "MOLDAU_DEBUG"
+
+app = typer.Typer(
+    name="moldau",
+    help="moldau: Apache Kafka re-implemented in Python — broker and tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("broker")(broker)
+app.add_typer(topic.app, name="topic")
+app.command("produce")(produce)
+app.command("consume")(consume)
+app.add_typer(cluster.app, name="cluster")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"moldau {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """moldau: Apache Kafka re-implemented in Python — broker and tools."""
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command prints."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run ``moldau`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="moldau", standalone_mode=False)
+    except typer.Abort:
+        return 130
+    except typer.TyperException as exc:
+        # typer vendors click; its usage errors are only public as TyperException
+        return _report_usage_error(exc)
+    except CliError as exc:
+        error_line(exc.message)
+        return exc.exit_code
+    except KafkaException as exc:
+        error_line(kafka_error_text(exc))
+        return 1
+    except BrokenPipeError:
+        # the reader went away (e.g. `moldau consume … | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        # A bug of ours. Users still get one line; MOLDAU_DEBUG=1 shows the traceback. The
+        # broker keeps its tracebacks: its failures are for whoever runs and debugs it.
+        if os.environ.get(DEBUG_ENV) or args[:1] == ["broker"]:
+            raise
+        error_line(f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for details)")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _report_usage_error(exc: Exception) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        # a group called without a subcommand: its help is the most useful answer
+        print(ctx.get_help())
+        return 2
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    error_line(message)
+    code = getattr(exc, "exit_code", 2)
+    return code if isinstance(code, int) else 2
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point: exits the process with :func:`run`'s code."""
+    raise SystemExit(run(argv))
