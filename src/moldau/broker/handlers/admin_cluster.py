@@ -154,7 +154,7 @@ def _delete_records(broker: Broker, name: str, index: int, offset: int) -> tuple
     if offset < 0:
         return ErrorCode.offset_out_of_range, -1
     try:
-        low_watermark = log.delete_records_before(offset)
+        low_watermark = broker.logs.delete_records(name, index, offset)
     except LogError as exc:
         return exc.error_code, -1
     return ErrorCode.none, low_watermark
