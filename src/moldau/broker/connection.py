@@ -35,6 +35,7 @@ from moldau.protocol.framing import (
     parse_request_header_prefix,
     skip_header_tags,
 )
+from moldau.protocol.produce_request import ProduceParseError, parse_produce_request
 
 if TYPE_CHECKING:
     from moldau.broker.server import Broker
@@ -184,7 +185,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         schema = schema_for(api_key, version)
         if schema.request_flexible:
             header = skip_header_tags(view, header)
-        request = decode_request_body(schema, view, header.body_offset)
+        if api_key == ApiKey.PRODUCE:
+            # Zero-copy: record batches stay in the frame and are patched in place.
+            try:
+                request: Any = parse_produce_request(memoryview(frame), header.body_offset, version)
+            except ProduceParseError as exc:
+                raise FramingError(str(exc)) from None
+        else:
+            request = decode_request_body(schema, view, header.body_offset)
         ctx = RequestContext(
             header=header, schema=schema, broker=self.broker, peer=self.peer, frame=frame
         )

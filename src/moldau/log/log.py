@@ -667,8 +667,14 @@ class PartitionLog:
                 todo.append(segment)
             if segment.base_offset <= recovery_point:
                 break
+        active = self._segments[-1] if self._segments else None
+        # The segment rolled most recently may have been flushed while it was active (its
+        # indexes unsynced); flushing it again only syncs what is still pending.
+        previous = self._segments[-2] if len(self._segments) > 1 else None
+        if previous is not None and not previous.deleted and previous not in todo:
+            todo.append(previous)
         for segment in reversed(todo):
-            segment.flush()
+            segment.flush(indexes=segment is not active)
         self._producer_state.sync()
         if self._directory_dirty:
             self._directory_dirty = False

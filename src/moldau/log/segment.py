@@ -473,16 +473,23 @@ class LogSegment:
 
     # --- durability and lifetime ----------------------------------------------------------
 
-    def flush(self) -> None:
-        """fsync the log file, then write and fsync the indexes. Runs on a worker thread."""
+    def flush(self, *, indexes: bool = True) -> None:
+        """fsync the log file, then (unless ``indexes`` is False) write and fsync the indexes.
+        Runs on a worker thread.
+
+        The log passes ``indexes=False`` for the active segment: after an unclean shutdown
+        recovery validates the active segment batch by batch and rebuilds its indexes anyway,
+        so syncing them on every group commit would only double the fsyncs of acks=all. Its
+        index entries are written and synced when it rolls or closes."""
         if self.file.closed:
             return
         size = self.size
         if size != self._flushed_size:
             os.fsync(self.file.fd)
             self._flushed_size = max(self._flushed_size, size)
-        self.offset_index.flush()
-        self.time_index.flush()
+        if indexes:
+            self.offset_index.flush()
+            self.time_index.flush()
 
     def close(self) -> None:
         """Write the indexes out and close the descriptor."""

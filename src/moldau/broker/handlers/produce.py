@@ -61,9 +61,7 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                 result["error_message"] = "Produce request carried no records"
                 continue
             try:
-                info = log.append_as_leader(
-                    bytearray(records), leader_epoch=LEADER_EPOCH, now_ms=now_ms
-                )
+                info = log.append_as_leader(records, leader_epoch=LEADER_EPOCH, now_ms=now_ms)
             except LogAppendError as exc:
                 result["error_code"] = ErrorCode(exc.error_code)
                 result["error_message"] = exc.message
