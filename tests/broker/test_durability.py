@@ -159,6 +159,22 @@ def test_garbage_after_last_batch_is_dropped(fresh_broker: BrokerProcess) -> Non
     assert [v for _, v in got[0]] == values
 
 
+def wait_for_log_start_above_zero(bootstrap: str, topic: str) -> tuple[int, int]:
+    """Poll partition 0's watermarks until retention moved the log start (bounded wait)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    deadline = time.monotonic() + 30
+    low = high = 0
+    while time.monotonic() < deadline:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+        if low > 0:
+            break
+        time.sleep(0.2)
+    consumer.close()
+    return low, high
+
+
 def test_retention_by_size_removes_old_segments(tmp_path: Path) -> None:
     broker = BrokerProcess(tmp_path / "data", config={"log.retention.check.interval.ms": "200"})
     with broker:
@@ -169,21 +185,7 @@ def test_retention_by_size_removes_old_segments(tmp_path: Path) -> None:
         )
         values = [b"r" * 1000 for _ in range(300)]
         produce(broker.bootstrap, topic, values, partitions=1, batch_messages=5)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": broker.bootstrap,
-                "group.id": "unused",
-                "enable.auto.commit": False,
-            }
-        )
-        deadline = time.monotonic() + 30
-        low = 0
-        while time.monotonic() < deadline:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
-            if low > 0:
-                break
-            time.sleep(0.2)
-        consumer.close()
+        low, high = wait_for_log_start_above_zero(broker.bootstrap, topic)
         assert low > 0 and high == 300
         remaining = sum(f.stat().st_size for f in _segment_files(broker.data_dir, topic, 0))
         assert remaining < 300 * 1000
@@ -202,19 +204,5 @@ def test_retention_by_time_removes_old_segments(tmp_path: Path) -> None:
         for _ in range(50):
             producer.produce(topic, b"t" * 500, partition=0, timestamp=old_ts)
         producer.flush(10)
-        consumer = Consumer(
-            {
-                "bootstrap.servers": broker.bootstrap,
-                "group.id": "unused",
-                "enable.auto.commit": False,
-            }
-        )
-        deadline = time.monotonic() + 30
-        low = 0
-        while time.monotonic() < deadline:
-            low, _high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
-            if low > 0:
-                break
-            time.sleep(0.2)
-        consumer.close()
+        low, _high = wait_for_log_start_above_zero(broker.bootstrap, topic)
         assert low > 0
