@@ -110,6 +110,12 @@ def _names(text: str | None) -> list[str]:
     return [part.strip().upper() for part in (text or "").split(",") if part.strip()]
 
 
+def _lower_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A list setting's entries, trimmed and lower-cased (assignor names)."""
+    parts = value.split(",") if isinstance(value, str) else (value or ())
+    return tuple(part.strip().lower() for part in parts if part.strip())
+
+
 def _client_listener(endpoints: Sequence[Endpoint], controller_names: Collection[str]) -> int:
     """Index of the listener clients use: the first one that is not a controller listener."""
     for index, endpoint in enumerate(endpoints):
@@ -234,6 +240,10 @@ class BrokerConfig:
     group_min_session_timeout_ms: int
     group_max_session_timeout_ms: int
     group_max_size: int
+    group_consumer_heartbeat_interval_ms: int
+    group_consumer_session_timeout_ms: int
+    group_consumer_max_size: int
+    group_consumer_assignors: tuple[str, ...]
     transaction_state_log_num_partitions: int
     transaction_state_log_replication_factor: int
     transaction_state_log_min_isr: int
@@ -291,6 +301,10 @@ class BrokerConfig:
         self.group_min_session_timeout_ms = value["group.min.session.timeout.ms"]
         self.group_max_session_timeout_ms = value["group.max.session.timeout.ms"]
         self.group_max_size = value["group.max.size"]
+        self.group_consumer_heartbeat_interval_ms = value["group.consumer.heartbeat.interval.ms"]
+        self.group_consumer_session_timeout_ms = value["group.consumer.session.timeout.ms"]
+        self.group_consumer_max_size = value["group.consumer.max.size"]
+        self.group_consumer_assignors = _lower_names(value["group.consumer.assignors"])
         self.transaction_state_log_num_partitions = value["transaction.state.log.num.partitions"]
         self.transaction_state_log_replication_factor = value[
             "transaction.state.log.replication.factor"

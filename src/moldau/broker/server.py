@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +29,17 @@ from moldau.cluster.metadata import (
     collides,
     validate_topic_name,
 )
+from moldau.coordinator.group import (
+    GROUP_METADATA_TOPIC,
+    GroupCoordinatorConfig,
+    GroupCoordinatorRuntime,
+)
 from moldau.log.config import ConfigError, LogConfig
+from moldau.log.errors import LogAppendError
 from moldau.log.flusher import GroupCommitFlusher
 from moldau.log.log import PartitionLog
 from moldau.log.manager import LogManager
+from moldau.protocol.records import NewRecord, build_batch
 
 if TYPE_CHECKING:
     from moldau.broker.connection import KafkaConnection
@@ -56,6 +63,9 @@ class Broker:
         self.flusher = GroupCommitFlusher()
         self.notifier = AppendNotifier()
         self.producer_ids = ProducerIdManager(self.data_dir)
+        self.group_coordinator = GroupCoordinatorRuntime(
+            self._group_coordinator_config(), self._append_group_records
+        )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,6 +103,15 @@ class Broker:
             loop.create_task(self._retention_loop()),
             loop.create_task(self._flush_loop()),
         ]
+        self.group_coordinator.start()
+        offsets_topic = self.metadata.image.topic(GROUP_METADATA_TOPIC)
+        if offsets_topic is not None:
+            # Single node: this broker coordinates every partition. Replay them in the
+            # background; their groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+            for partition in range(offsets_topic.partitions):
+                offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
+                if offsets_log is not None:
+                    self._tasks.append(self.group_coordinator.load(partition, offsets_log))
 
     async def stop(self) -> None:
         """Clean shutdown: stop accepting, drop connections, flush and close every log."""
@@ -100,6 +119,7 @@ class Broker:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        await self.group_coordinator.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -210,6 +230,56 @@ class Broker:
             if (topic := image.topic(name)) is not None
             for p in range(topic.partitions)
         ]
+
+    # -- group coordinator ---------------------------------------------------------------
+
+    def _group_coordinator_config(self) -> GroupCoordinatorConfig:
+        c = self.config
+        existing = self.metadata.image.topic(GROUP_METADATA_TOPIC)
+        return GroupCoordinatorConfig(
+            min_session_timeout_ms=c.group_min_session_timeout_ms,
+            max_session_timeout_ms=c.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
+            max_size=c.group_max_size,
+            offsets_retention_ms=c.offsets_retention_minutes * 60_000,
+            offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
+            # Once the topic exists its partition count decides placement, whatever the
+            # config says now (Kafka: "fixed once the topic exists").
+            num_partitions=(
+                existing.partitions if existing is not None else c.offsets_topic_num_partitions
+            ),
+        )
+
+    def ensure_offsets_topic(self) -> None:
+        """Create ``__consumer_offsets`` on first use, as Kafka does, compacted."""
+        if self.metadata.image.topic(GROUP_METADATA_TOPIC) is None:
+            self.create_topic(
+                GROUP_METADATA_TOPIC,
+                self.group_coordinator.num_partitions,
+                1,
+                {
+                    "cleanup.policy": "compact",
+                    "segment.bytes": str(self.config.offsets_topic_segment_bytes),
+                    "compression.type": "producer",
+                },
+            )
+        self.group_coordinator.activate_all()
+
+    def _append_group_records(
+        self, partition: int, records: Sequence[NewRecord]
+    ) -> Awaitable[None]:
+        """The group coordinator's writes: append now, return the wait for the fsync."""
+        offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
+        if offsets_log is None:
+            raise LogAppendError(
+                ErrorCode.unknown_topic_or_partition,
+                f"{GROUP_METADATA_TOPIC}-{partition} does not exist",
+            )
+        now_ms = int(time.time() * 1000)
+        batch = bytearray(build_batch(records, base_timestamp=now_ms))
+        info = offsets_log.append_as_leader(batch, leader_epoch=0, now_ms=now_ms)
+        self.notifier.notify(GROUP_METADATA_TOPIC, partition)
+        return self.flusher.wait_durable(offsets_log, info.last_offset)
 
     # -- background tasks ----------------------------------------------------------------
 

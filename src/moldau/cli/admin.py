@@ -1,4 +1,4 @@
-"""Cluster administration over the wire: topics, partitions, configs, cluster metadata.
+"""Cluster administration over the wire: topics, partitions, configs, cluster metadata, groups.
 
 Both command lines — ``moldau topic …`` and Kafka's ``kafka-topics``/``kafka-configs`` — are
 front ends over :class:`AdminSession`, so the two can only differ in how they print. The
@@ -13,12 +13,22 @@ tell "topic already exists" from "broker unreachable" without parsing sentences.
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    ConsumerGroupType,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, no __all__
     AdminClient,
     AlterConfigOpType,
@@ -29,8 +39,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     NewTopic,
     OffsetSpec,
 )
+from kio.serial import entity_reader
+from kio.static.primitive import i32
 
 from moldau.cli.common import (
+    CLIENT_ID,
     CliError,
     client_config,
     ensure_reachable,
@@ -38,6 +51,8 @@ from moldau.cli.common import (
     kafka_error_text,
     wait,
 )
+from moldau.protocol.api import ApiKey, schema_for
+from moldau.protocol.framing import encode_entity
 
 T = TypeVar("T")
 
@@ -112,6 +127,69 @@ class ClusterInfo:
     brokers: tuple[BrokerInfo, ...]
     topic_count: int
     topics: tuple[str, ...] = field(default=(), repr=False)
+
+
+# Kafka's names for group states (``GroupState.toString()``), as the tools print them.
+GROUP_STATE_NAMES: dict[ConsumerGroupState, str] = {
+    ConsumerGroupState.UNKNOWN: "Unknown",
+    ConsumerGroupState.PREPARING_REBALANCING: "PreparingRebalance",
+    ConsumerGroupState.COMPLETING_REBALANCING: "CompletingRebalance",
+    ConsumerGroupState.STABLE: "Stable",
+    ConsumerGroupState.DEAD: "Dead",
+    ConsumerGroupState.EMPTY: "Empty",
+}
+_STATES_BY_NAME = {name.lower(): state for state, name in GROUP_STATE_NAMES.items()}
+
+TopicPartitionKey = tuple[str, int]
+"""(topic, partition): the plain key every group call uses instead of a client's object."""
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    """One group as ListGroups reports it; ``is_simple`` means an empty protocol type.
+
+    ``group_type`` is Kafka's ``Classic``/``Consumer`` (KIP-848), ``Unknown`` when the broker
+    does not say.
+    """
+
+    group_id: str
+    state: str
+    is_simple: bool
+    group_type: str = "Unknown"
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A member with what it was assigned (parsed from the consumer protocol's bytes)."""
+
+    member_id: str
+    client_id: str
+    host: str
+    group_instance_id: str | None
+    assignment: tuple[TopicPartitionKey, ...]
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    """DescribeGroups' answer. A group the coordinator does not know is ``Dead`` (Kafka)."""
+
+    group_id: str
+    state: str
+    protocol_type: str
+    partition_assignor: str
+    coordinator: BrokerInfo | None
+    members: tuple[GroupMember, ...]
+
+    @property
+    def exists(self) -> bool:
+        return self.state != "Dead"
+
+
+@dataclass(frozen=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int | None = None
+    metadata: str | None = None
 
 
 def is_internal_topic(name: str) -> bool:
@@ -319,6 +397,161 @@ class AdminSession:
             topics=tuple(sorted(metadata.topics)),
         )
 
+    # -- consumer groups ------------------------------------------------------------------
+
+    def list_groups(self, states: Iterable[str] = ()) -> list[GroupListing]:
+        """Every group (or those in ``states``, Kafka's state names, any case), sorted by id."""
+        wanted = {parse_group_state(s) for s in states}
+        kwargs: dict[str, Any] = {"request_timeout": self._timeout_s}
+        if wanted:
+            kwargs["states"] = wanted
+        result = self._wait(self._admin.list_consumer_groups(**kwargs), "listing consumer groups")
+        if result.errors and not result.valid:
+            first = result.errors[0]
+            raise CliError(f"listing consumer groups failed: {kafka_error_text(first)}")
+        listings = [
+            GroupListing(
+                g.group_id,
+                _state_name(getattr(g, "state", None)),
+                bool(g.is_simple_consumer_group),
+                _type_name(getattr(g, "type", None)),
+            )
+            for g in result.valid
+        ]
+        return sorted(listings, key=lambda g: g.group_id)
+
+    def describe_groups(self, group_ids: Sequence[str]) -> list[GroupDescription]:
+        """Descriptions in the order asked; an unknown group comes back with state ``Dead``."""
+        if not group_ids:
+            return []
+        futures = self._admin.describe_consumer_groups(
+            list(group_ids), request_timeout=self._timeout_s
+        )
+        descriptions: list[GroupDescription] = []
+        for group_id in group_ids:
+            try:
+                description = wait(
+                    futures[group_id], self.timeout_ms, f"describing consumer group '{group_id}'"
+                )
+            except CliError as exc:
+                if exc.code != KafkaError.GROUP_ID_NOT_FOUND:
+                    raise
+                descriptions.append(GroupDescription(group_id, "Dead", "", "", None, ()))
+                continue
+            descriptions.append(_group_description(description))
+        return descriptions
+
+    def committed_offsets(self, group_id: str) -> dict[TopicPartitionKey, CommittedOffset]:
+        """Every committed offset of the group (OffsetFetch for all partitions)."""
+        request = [ConsumerGroupTopicPartitions(group_id)]
+        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout_s)
+        result = self._wait(
+            futures[group_id], f"fetching committed offsets of consumer group '{group_id}'"
+        )
+        committed: dict[TopicPartitionKey, CommittedOffset] = {}
+        for tp in result.topic_partitions or []:
+            if tp.error is None and tp.offset >= 0:
+                epoch = (
+                    tp.leader_epoch
+                    if tp.leader_epoch is not None and tp.leader_epoch >= 0
+                    else None
+                )
+                committed[(tp.topic, tp.partition)] = CommittedOffset(tp.offset, epoch, tp.metadata)
+        return dict(sorted(committed.items()))
+
+    def alter_group_offsets(self, group_id: str, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Commit ``offsets`` for the group as an admin (OffsetCommit without a generation)."""
+        if not offsets:
+            return
+        tps = [TopicPartition(t, p, offset) for (t, p), offset in sorted(offsets.items())]
+        futures = self._admin.alter_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group_id, tps)], request_timeout=self._timeout_s
+        )
+        doing = f"committing offsets of consumer group '{group_id}'"
+        result = self._wait(futures[group_id], doing)
+        for tp in result.topic_partitions or []:
+            if tp.error is not None:
+                raise CliError(
+                    f"{doing} failed for {tp.topic}-{tp.partition}: {kafka_error_text(tp.error)}",
+                    code=tp.error.code(),
+                )
+
+    def delete_groups(self, group_ids: Sequence[str]) -> dict[str, CliError | None]:
+        """Delete each group; the value is None on success, else why it failed."""
+        if not group_ids:
+            return {}
+        futures = self._admin.delete_consumer_groups(
+            list(group_ids), request_timeout=self._timeout_s
+        )
+        outcome: dict[str, CliError | None] = {}
+        for group_id in group_ids:
+            try:
+                wait(futures[group_id], self.timeout_ms, f"deleting consumer group '{group_id}'")
+                outcome[group_id] = None
+            except CliError as exc:
+                outcome[group_id] = exc
+        return outcome
+
+    def delete_group_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartitionKey]
+    ) -> tuple[int, dict[TopicPartitionKey, int]]:
+        """OffsetDelete: (top-level error code, error code per partition); 0 means success.
+
+        confluent-kafka's AdminClient has no OffsetDelete, so this one request goes over the
+        wire directly: DescribeGroups tells the coordinator, kio encodes OffsetDelete v0.
+        """
+        wanted = sorted(set(partitions))
+        (description,) = self.describe_groups([group_id])
+        if description.coordinator is None:
+            raise CliError(f"cannot find the coordinator of consumer group '{group_id}'")
+        schema = schema_for(ApiKey.OFFSET_DELETE, 0)
+        module = schema.request_module
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in wanted:
+            by_topic.setdefault(topic, []).append(partition)
+        request = schema.request_type(
+            group_id=group_id,
+            topics=tuple(
+                module.OffsetDeleteRequestTopic(
+                    name=topic,
+                    partitions=tuple(
+                        module.OffsetDeleteRequestPartition(partition_index=i32(p)) for p in parts
+                    ),
+                )
+                for topic, parts in by_topic.items()
+            ),
+        )
+        coordinator = description.coordinator
+        response = _wire_request(
+            coordinator.host, coordinator.port, ApiKey.OFFSET_DELETE, 0, request, self.timeout_ms
+        )
+        top_error = int(response.error_code)
+        errors: dict[TopicPartitionKey, int] = {tp: top_error for tp in wanted}
+        if top_error == 0:
+            for topic_result in response.topics:
+                for part in topic_result.partitions:
+                    errors[(topic_result.name, int(part.partition_index))] = int(part.error_code)
+        return top_error, dict(sorted(errors.items()))
+
+    def partition_offsets(
+        self, partitions: Iterable[TopicPartitionKey], spec: str | int
+    ) -> dict[TopicPartitionKey, int]:
+        """ListOffsets for ``spec``: ``"earliest"``, ``"latest"`` or a timestamp in ms.
+
+        For a timestamp the offset is -1 where no record is that recent (Kafka's answer).
+        A partition that fails (no leader, unknown) is left out.
+        """
+        if spec == "earliest":
+            offset_spec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        elif spec == "latest":
+            offset_spec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        elif isinstance(spec, int):
+            offset_spec = OffsetSpec.for_timestamp(spec)
+        else:
+            raise ValueError(f"unknown offset spec {spec!r}")
+        tps = [TopicPartition(t, p) for t, p in sorted(set(partitions))]
+        return self._list_offsets(tps, offset_spec)
+
     def _wait(self, future: Future[T], doing: str, topic: str | None = None) -> T:
         try:
             return wait(future, self.timeout_ms, doing)
@@ -384,3 +617,99 @@ def _config_info(entry: ConfigEntry) -> ConfigInfo:
         is_read_only=bool(entry.is_read_only),
         synonyms=synonyms,
     )
+
+
+def parse_group_state(name: str) -> ConsumerGroupState:
+    """A Kafka state name (``stable``, ``Empty``, …) as the client's enum, or a CliError."""
+    state = _STATES_BY_NAME.get(name.strip().lower())
+    if state is None or state is ConsumerGroupState.UNKNOWN:
+        valid = ", ".join(
+            n for s, n in GROUP_STATE_NAMES.items() if s is not ConsumerGroupState.UNKNOWN
+        )
+        raise CliError(f"invalid group state '{name.strip()}'. Valid states are: {valid}", 2)
+    return state
+
+
+def _type_name(group_type: Any) -> str:
+    if group_type in (ConsumerGroupType.CLASSIC, ConsumerGroupType.CONSUMER):
+        return str(group_type.name).capitalize()
+    return "Unknown"
+
+
+def _state_name(state: Any) -> str:
+    return GROUP_STATE_NAMES.get(state, "Unknown") if state is not None else "Unknown"
+
+
+def _group_description(description: Any) -> GroupDescription:
+    node = description.coordinator
+    coordinator = (
+        BrokerInfo(node.id, node.host or "", node.port)
+        if node is not None and node.id >= 0
+        else None
+    )
+    members = tuple(
+        GroupMember(
+            member_id=m.member_id,
+            client_id=m.client_id or "",
+            host=m.host or "",
+            group_instance_id=m.group_instance_id or None,
+            assignment=tuple(
+                sorted(
+                    (tp.topic, tp.partition)
+                    for tp in (m.assignment.topic_partitions if m.assignment else [])
+                )
+            ),
+        )
+        for m in description.members
+    )
+    simple = bool(description.is_simple_consumer_group)
+    return GroupDescription(
+        group_id=description.group_id,
+        state=_state_name(getattr(description, "state", None)),
+        protocol_type="" if simple else "consumer",
+        partition_assignor=description.partition_assignor or "",
+        coordinator=coordinator,
+        members=members,
+    )
+
+
+_INT32 = struct.Struct(">i")
+
+
+def _wire_request(
+    host: str, port: int, api_key: int, version: int, body: Any, timeout_ms: int
+) -> Any:
+    """One request on a fresh connection, for the rare API the admin client lacks.
+
+    A broker that does not implement the API closes the connection (Kafka does the same for
+    an unknown API key), which becomes a one-line CliError.
+    """
+    schema = schema_for(api_key, version)
+    client = CLIENT_ID.encode()
+    header = struct.pack(">hhih", api_key, version, 1, len(client)) + client
+    if schema.request_flexible:
+        header += b"\x00"
+    payload = header + encode_entity(body)
+    name = ApiKey(api_key).name
+    try:
+        with socket.create_connection((host, port), timeout=timeout_ms / 1000) as sock:
+            sock.sendall(_INT32.pack(len(payload)) + payload)
+            size = _INT32.unpack(_read_exact(sock, 4))[0]
+            frame = _read_exact(sock, size)
+    except TimeoutError:
+        raise CliError(f"timed out after {timeout_ms} ms waiting for {name}") from None
+    except OSError as exc:
+        raise CliError(f"{name} request to {host}:{port} failed: {exc.strerror or exc}") from None
+    offset = 4 + (1 if schema.response_header_flexible else 0)
+    value, _size = entity_reader(schema.response_type)(frame, offset)
+    return value
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(0, "the broker closed the connection (API not supported?)")
+        data += chunk
+    return bytes(data)

@@ -1,5 +1,6 @@
 """Entry points of Kafka's tool names: ``kafka-topics[.sh]``, ``kafka-console-producer[.sh]``,
-``kafka-console-consumer[.sh]``, ``kafka-configs[.sh]``.
+``kafka-console-consumer[.sh]``, ``kafka-configs[.sh]``,
+``kafka-consumer-groups[.sh]``.
 
 Each is a thin front end (argparse, Kafka's flags and output) over the same client code as
 the ``moldau`` command; the parsers live in ``kafka_*_tool.py``. Every function takes an
@@ -11,7 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from moldau.cli import kafka_configs_tool, kafka_console_tools, kafka_topics_tool
+from moldau.cli import (
+    kafka_configs_tool,
+    kafka_console_tools,
+    kafka_consumer_groups_tool,
+    kafka_topics_tool,
+)
 from moldau.cli.common import CliError
 from moldau.cli.kafka_args import run_tool
 
@@ -38,3 +44,8 @@ def kafka_console_consumer(argv: Sequence[str] | None = None) -> int:
 def kafka_configs(argv: Sequence[str] | None = None) -> int:
     """``kafka-configs``: describe and alter topic and broker configs."""
     return run_tool(kafka_configs_tool.main, argv, kafka_configs_tool.report)
+
+
+def kafka_consumer_groups(argv: Sequence[str] | None = None) -> int:
+    """``kafka-consumer-groups``: list, describe, delete groups; reset and delete offsets."""
+    return run_tool(kafka_consumer_groups_tool.main, argv, kafka_consumer_groups_tool.report)

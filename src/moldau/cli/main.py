@@ -1,8 +1,8 @@
 """The ``moldau`` command: one typer app, one module per noun, one rule for errors.
 
-Nouns: ``broker`` (run a broker), ``topic``, ``produce``, ``consume``, ``cluster``. Every
-command except ``broker`` is a Kafka client over the wire (confluent-kafka); none imports
-the broker's internals.
+Nouns: ``broker`` (run a broker), ``topic``, ``produce``, ``consume``, ``cluster``,
+``group``. Every command except ``broker`` is a Kafka client over the wire (confluent-kafka);
+none imports the broker's internals.
 
 Error policy, enforced here and nowhere else: a mistake — bad flag, unknown topic, broker
 down, invalid config — prints ``error: <one line>`` on stderr and exits non-zero (2 for
@@ -21,7 +21,7 @@ import typer
 from confluent_kafka import KafkaException
 
 from moldau import __version__
-from moldau.cli import cluster, topic
+from moldau.cli import cluster, group, topic
 from moldau.cli.broker import broker
 from moldau.cli.common import CliError, kafka_error_text
 from moldau.cli.consume import consume
@@ -41,6 +41,7 @@ app.add_typer(topic.app, name="topic")
 app.command("produce")(produce)
 app.command("consume")(consume)
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(group.app, name="group")
 
 
 def _version(value: bool) -> None:

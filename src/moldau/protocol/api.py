@@ -5,7 +5,8 @@ from ApiVersions (kafka-python, librdkafka feature detection) infer a coherent o
 except that Fetch stops at v12 and ApiVersions goes to v4. Fetch v13+ and Produce v13+ address
 topics by id (KIP-516); ApiVersions v4 only fixes KAFKA-17011 and has v3's layout. Minimum
 versions follow Kafka 4.0's KIP-896 baseline where kio (generated from Kafka 4.x specs) has
-no older schema: CreateTopics 2, DeleteTopics 1, DescribeConfigs 1, DescribeLogDirs 1; and
+no older schema: CreateTopics 2, DeleteTopics 1, DescribeConfigs 1, DescribeLogDirs 1,
+OffsetCommit 2, OffsetFetch 1 (JoinGroup, whose v0-1 kio has, is served from v0); and
 DescribeCluster goes to v1 because kafka-python's ``describe_cluster`` needs v1's fields.
 
 ``ADVERTISED`` is the table a new API joins once it is fully implemented: DESIGN.md §3 says to
@@ -62,6 +63,8 @@ class ApiKey(enum.IntEnum):
     OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
+    CONSUMER_GROUP_HEARTBEAT = 68
+    CONSUMER_GROUP_DESCRIBE = 69
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,19 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.CREATE_PARTITIONS: VersionRange(0, 3, 0),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: VersionRange(0, 1, 0),
     ApiKey.DESCRIBE_CLUSTER: VersionRange(0, 1, 0),
+    ApiKey.OFFSET_COMMIT: VersionRange(2, 8, 2),
+    ApiKey.OFFSET_FETCH: VersionRange(1, 8, 1),
+    ApiKey.FIND_COORDINATOR: VersionRange(0, 4, 0),
+    ApiKey.JOIN_GROUP: VersionRange(0, 7, 0),
+    ApiKey.HEARTBEAT: VersionRange(0, 4, 0),
+    ApiKey.LEAVE_GROUP: VersionRange(0, 4, 0),
+    ApiKey.SYNC_GROUP: VersionRange(0, 5, 0),
+    ApiKey.DESCRIBE_GROUPS: VersionRange(0, 5, 0),
+    ApiKey.LIST_GROUPS: VersionRange(0, 4, 0),
+    ApiKey.DELETE_GROUPS: VersionRange(0, 2, 0),
+    ApiKey.OFFSET_DELETE: VersionRange(0, 0, 0),
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: VersionRange(0, 1, 0),
+    ApiKey.CONSUMER_GROUP_DESCRIBE: VersionRange(0, 1, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

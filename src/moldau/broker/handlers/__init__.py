@@ -33,6 +33,8 @@ def load_all() -> None:
         admin,
         api_versions,
         fetch,
+        group_offsets,
+        groups,
         list_offsets,
         metadata,
         produce,

@@ -1,0 +1,227 @@
+"""OffsetCommit, OffsetFetch and OffsetDelete: committed offsets of consumer groups.
+
+As in Kafka's request layer, partitions of topics that do not exist (or past a topic's
+partition count) are answered UNKNOWN_TOPIC_OR_PARTITION here and never reach the
+coordinator; the rest is the coordinator's (``moldau.coordinator.group.offsets``).
+
+OffsetCommit's ``retention_time`` (v2-4) is ignored, as modern Kafka does for expiry: offsets
+live by ``offsets.retention.minutes``. OffsetFetch answers -1 for partitions without a
+commit; ``topics`` null (v2+) asks for every committed offset of the group, and v8+ asks for
+several groups at once. ``require_stable`` is answered as if every offset were stable,
+which holds until transactional offset commits exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from kio.schema.errors import ErrorCode
+
+from moldau.broker.context import Deferred, RequestContext
+from moldau.broker.handlers import handles
+from moldau.coordinator.group.messages import (
+    FetchedOffset,
+    OffsetCommitRequest,
+    OffsetDeleteResult,
+    OffsetFetchResult,
+    PartitionOffset,
+    TopicPartition,
+)
+from moldau.coordinator.group.offsets import CommitAnswer
+from moldau.coordinator.group.runtime import CoordinatorWriteError
+from moldau.protocol.api import ApiKey
+
+if TYPE_CHECKING:
+    from moldau.broker.server import Broker
+
+
+def partition_exists(broker: Broker, topic: str, partition: int) -> bool:
+    image = broker.metadata.image.topic(topic)
+    return image is not None and 0 <= partition < image.partitions
+
+
+def _group_by_topic(
+    answers: Iterable[tuple[TopicPartition, ErrorCode]],
+) -> dict[str, list[tuple[int, ErrorCode]]]:
+    by_topic: dict[str, list[tuple[int, ErrorCode]]] = {}
+    for (topic, partition), error in answers:
+        by_topic.setdefault(topic, []).append((partition, error))
+    return by_topic
+
+
+# -- OffsetCommit ----------------------------------------------------------------------------
+
+
+@handles(ApiKey.OFFSET_COMMIT)
+async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    broker.ensure_offsets_topic()
+    order: list[TopicPartition] = []
+    refused: dict[TopicPartition, ErrorCode] = {}
+    offsets: list[PartitionOffset] = []
+    for topic in request.topics:
+        for p in topic.partitions:
+            tp = (topic.name, int(p.partition_index))
+            order.append(tp)
+            if not partition_exists(broker, *tp):
+                refused[tp] = ErrorCode.unknown_topic_or_partition
+                continue
+            offsets.append(
+                PartitionOffset(
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=int(p.committed_offset),
+                    leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
+                    metadata=p.committed_metadata,
+                )
+            )
+    answer: Awaitable[CommitAnswer] | None = None
+    if offsets:
+        commit = OffsetCommitRequest(
+            group_id=request.group_id,
+            generation_id=int(request.generation_id_or_member_epoch),
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            offsets=tuple(offsets),
+        )
+        answer = broker.group_coordinator.commit_offsets(commit)
+
+    async def respond() -> Any:
+        errors = dict(refused)
+        if answer is not None:
+            try:
+                errors.update(await answer)
+            except CoordinatorWriteError as exc:
+                errors.update(((p.topic, p.partition), exc.error) for p in offsets)
+        topics = tuple(
+            ctx.make(
+                "OffsetCommitResponseTopic",
+                name=name,
+                partitions=tuple(
+                    ctx.make(
+                        "OffsetCommitResponsePartition", partition_index=index, error_code=error
+                    )
+                    for index, error in partitions
+                ),
+            )
+            for name, partitions in _group_by_topic((tp, errors[tp]) for tp in order).items()
+        )
+        return ctx.response(throttle_time=0, topics=topics)
+
+    return Deferred(respond())
+
+
+# -- OffsetFetch -----------------------------------------------------------------------------
+
+
+@handles(ApiKey.OFFSET_FETCH)
+async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
+    runtime = ctx.broker.group_coordinator
+    if ctx.version >= 8:
+        groups = []
+        for group in request.groups:
+            wanted = _wanted(group.topics)
+            result = runtime.fetch_offsets(group.group_id, wanted)
+            groups.append(
+                ctx.make(
+                    "OffsetFetchResponseGroup",
+                    group_id=group.group_id,
+                    topics=_fetch_topics(ctx, result, "OffsetFetchResponseTopics", wanted),
+                    error_code=result.error,
+                )
+            )
+        return ctx.response(throttle_time=0, groups=tuple(groups))
+    wanted = _wanted(request.topics)
+    result = runtime.fetch_offsets(request.group_id, wanted)
+    if result.error is not ErrorCode.none and ctx.version < 2 and wanted is not None:
+        # v1 has no request-level error: every partition carries it.
+        result = OffsetFetchResult(
+            result.error, tuple(FetchedOffset(t, p, error=result.error) for t, p in wanted)
+        )
+    return ctx.response(
+        throttle_time=0,
+        topics=_fetch_topics(ctx, result, "OffsetFetchResponseTopic", wanted),
+        error_code=result.error,
+    )
+
+
+def _wanted(topics: Any) -> list[TopicPartition] | None:
+    if topics is None:
+        return None
+    return [(t.name, int(p)) for t in topics for p in t.partition_indexes]
+
+
+def _fetch_topics(
+    ctx: RequestContext,
+    result: OffsetFetchResult,
+    topic_class: str,
+    wanted: list[TopicPartition] | None,
+) -> tuple[Any, ...]:
+    if result.error is not ErrorCode.none and (ctx.version >= 2 or wanted is None):
+        return ()
+    partition_class = topic_class.replace("Topic", "Partition")
+    by_topic: dict[str, list[Any]] = {}
+    for f in result.partitions:
+        by_topic.setdefault(f.topic, []).append(
+            ctx.make(
+                partition_class,
+                partition_index=f.partition,
+                committed_offset=f.offset,
+                committed_leader_epoch=f.leader_epoch,
+                metadata=f.metadata,
+                error_code=f.error,
+            )
+        )
+    return tuple(
+        ctx.make(topic_class, name=name, partitions=tuple(partitions))
+        for name, partitions in by_topic.items()
+    )
+
+
+# -- OffsetDelete ----------------------------------------------------------------------------
+
+
+@handles(ApiKey.OFFSET_DELETE)
+async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    order: list[TopicPartition] = []
+    refused: dict[TopicPartition, ErrorCode] = {}
+    valid: list[TopicPartition] = []
+    for topic in request.topics:
+        for p in topic.partitions:
+            tp = (topic.name, int(p.partition_index))
+            order.append(tp)
+            if partition_exists(broker, *tp):
+                valid.append(tp)
+            else:
+                refused[tp] = ErrorCode.unknown_topic_or_partition
+    answer: Awaitable[OffsetDeleteResult] = broker.group_coordinator.delete_offsets(
+        request.group_id, valid
+    )
+
+    async def respond() -> Any:
+        try:
+            result = await answer
+        except CoordinatorWriteError as exc:
+            result = OffsetDeleteResult(exc.error)
+        if result.error is not ErrorCode.none:
+            return ctx.response(throttle_time=0, error_code=result.error, topics=())
+        errors = dict(refused)
+        errors.update(result.partitions)
+        topics = tuple(
+            ctx.make(
+                "OffsetDeleteResponseTopic",
+                name=name,
+                partitions=tuple(
+                    ctx.make(
+                        "OffsetDeleteResponsePartition", partition_index=index, error_code=error
+                    )
+                    for index, error in partitions
+                ),
+            )
+            for name, partitions in _group_by_topic((tp, errors[tp]) for tp in order).items()
+        )
+        return ctx.response(throttle_time=0, error_code=ErrorCode.none, topics=topics)
+
+    return Deferred(respond())
