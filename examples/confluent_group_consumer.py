@@ -1,4 +1,4 @@
-"""Process orders with confluent-kafka in the consumer group ``order-processor``, committing by hand.
+"""Process orders with confluent-kafka in the group ``order-processor``, committing by hand.
 
 Run: python examples/confluent_group_consumer.py [--bootstrap HOST:PORT] [--topic NAME]
      [--group ID] [--max-messages N] [--idle-s S] [--timeout-s S]

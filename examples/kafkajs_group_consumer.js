@@ -20,7 +20,8 @@
 // which with autoCommit off is never.)
 //
 // The run ends after --max-messages, or once no message has arrived for --idle-ms since
-// joining the group, or after --timeout-ms in all.
+// joining the group, or after --timeout-ms in all. (After an idle stop, disconnecting can take
+// up to kafkajs' maxWaitTimeInMs, 5 s by default, while an empty fetch is still waiting.)
 'use strict'
 
 const { Kafka, logLevel } = require('kafkajs')
@@ -45,7 +46,11 @@ function describe(topicName, partition, message) {
 }
 
 async function main() {
-  const kafka = new Kafka({ clientId: 'order-service', brokers: bootstrap.split(','), logLevel: logLevel.WARN })
+  const kafka = new Kafka({
+    clientId: 'order-service',
+    brokers: bootstrap.split(','),
+    logLevel: logLevel.WARN,
+  })
   const consumer = kafka.consumer({ groupId })
 
   let count = 0
@@ -98,7 +103,15 @@ async function main() {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, uncommittedOffsets, isRunning, isStale }) => {
+      eachBatch: async ({
+        batch,
+        resolveOffset,
+        heartbeat,
+        commitOffsetsIfNecessary,
+        uncommittedOffsets,
+        isRunning,
+        isStale,
+      }) => {
         for (const message of batch.messages) {
           if (!isRunning() || isStale()) break
           const done = consumed(batch.partition, message)
@@ -127,7 +140,8 @@ async function main() {
   const reason = await finished
   clearInterval(timer)
   await stopping
-  // disconnect() waits for the batch in progress, commits (eachMessage mode) and leaves the group.
+  // disconnect() waits for the batch in progress, commits (eachMessage mode) and leaves
+  // the group, so its partitions move to other members at once.
   await consumer.disconnect()
   console.log(`consumed ${count} messages`)
   if (reason === 'crash') {

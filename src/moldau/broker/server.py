@@ -49,6 +49,10 @@ log = logging.getLogger("moldau.broker")
 MAX_PARTITIONS_PER_TOPIC = 10_000
 
 
+async def _done() -> None:
+    """An awaitable that is already complete."""
+
+
 class Broker:
     """One broker: config, metadata image, partition logs, listener, background tasks."""
 
@@ -241,6 +245,10 @@ class Broker:
             max_session_timeout_ms=c.group_max_session_timeout_ms,
             initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
             max_size=c.group_max_size,
+            consumer_heartbeat_interval_ms=c.group_consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms=c.group_consumer_session_timeout_ms,
+            consumer_max_size=c.group_consumer_max_size,
+            consumer_assignors=c.group_consumer_assignors,
             offsets_retention_ms=c.offsets_retention_minutes * 60_000,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
             # Once the topic exists its partition count decides placement, whatever the
@@ -268,7 +276,8 @@ class Broker:
     def _append_group_records(
         self, partition: int, records: Sequence[NewRecord]
     ) -> Awaitable[None]:
-        """The group coordinator's writes: append now, return the wait for the fsync."""
+        """The group coordinator's writes: append now, return the wait for the fsync
+        (or nothing to wait for with ``moldau.flush.on.acks.all=false``)."""
         offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
         if offsets_log is None:
             raise LogAppendError(
@@ -279,7 +288,11 @@ class Broker:
         batch = bytearray(build_batch(records, base_timestamp=now_ms))
         info = offsets_log.append_as_leader(batch, leader_epoch=0, now_ms=now_ms)
         self.notifier.notify(GROUP_METADATA_TOPIC, partition)
-        return self.flusher.wait_durable(offsets_log, info.last_offset)
+        if self.config.flush_on_ack_all:
+            return self.flusher.wait_durable(offsets_log, info.last_offset)
+        # Kafka's lazy flush policy, as for acks=all produces with the same setting.
+        self.flusher.maybe_flush(offsets_log)
+        return _done()
 
     # -- background tasks ----------------------------------------------------------------
 

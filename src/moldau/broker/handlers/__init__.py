@@ -32,6 +32,7 @@ def load_all() -> None:
     from moldau.broker.handlers import (  # noqa: F401
         admin,
         api_versions,
+        consumer_group,
         fetch,
         group_offsets,
         groups,

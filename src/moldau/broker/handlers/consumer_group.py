@@ -117,9 +117,7 @@ async def handle_consumer_group_describe(ctx: RequestContext, request: Any) -> A
         if request.include_authorized_operations
         else AUTHORIZED_OPERATIONS_OMITTED
     )
-    names = {
-        topic.topic_id: name for name, topic in ctx.broker.metadata.image.topics.items()
-    }
+    names = {topic.topic_id: name for name, topic in ctx.broker.metadata.image.topics.items()}
 
     def assignment(partitions: Mapping[uuid.UUID, frozenset[int]]) -> Any:
         return ctx.make(
@@ -164,9 +162,7 @@ async def handle_consumer_group_describe(ctx: RequestContext, request: Any) -> A
                     client_host=d.member.client_host,
                     subscribed_topic_names=d.member.subscribed_topic_names,
                     subscribed_topic_regex=d.member.subscribed_topic_regex,
-                    assignment=assignment(
-                        current(d.member.assigned, d.member.pending_revocation)
-                    ),
+                    assignment=assignment(current(d.member.assigned, d.member.pending_revocation)),
                     target_assignment=assignment(d.target),
                 )
                 for d in g.members

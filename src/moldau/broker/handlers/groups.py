@@ -300,8 +300,3 @@ async def handle_delete_groups(ctx: RequestContext, request: Any) -> Any:
         return ctx.response(throttle_time=0, results=results)
 
     return Deferred(respond())
-
-
-# The KIP-848 handlers live next door and register when this module loads (``load_all``
-# imports the classic group handlers).
-from moldau.broker.handlers import consumer_group as _consumer_group  # noqa: E402, F401

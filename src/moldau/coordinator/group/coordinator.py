@@ -200,11 +200,9 @@ class GroupCoordinator:
         return described
 
     def list_groups(self, filter_: ListGroupsFilter) -> list[ListedGroup]:
-        consumer_ids = {
-            group_id
-            for group_id, group in self.consumer_groups.items()
-            if group.members or group_id not in self.groups
-        }
+        # A consumer group's offsets live in a member-less classic "simple" group of the
+        # same id: list the group once, as what it is.
+        consumer_ids = set(self.consumer_groups)
         listed = [g for g in self.membership.list_groups(filter_) if g.group_id not in consumer_ids]
         if filter_.types and CONSUMER_PROTOCOL_TYPE not in filter_.types:
             return listed
