@@ -145,7 +145,7 @@ def test_control_batch_from_client_is_refused(
     )
     with WireClient(broker.host, broker.port) as client:
         response = client.request(0, 8, produce_request(topic, batch))
-    assert partition_error(response) != ErrorCode.none
+    assert partition_error(response) == ErrorCode.invalid_record
     assert_intact(broker, topic, values)
 
 

@@ -73,7 +73,6 @@ class Broker:
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
 
     @property
     def cluster_id(self) -> str:

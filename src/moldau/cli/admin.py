@@ -39,7 +39,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     NewTopic,
     OffsetSpec,
 )
-from kio.serial import entity_reader
 from kio.static.primitive import i32
 
 from moldau.cli.common import (
@@ -52,7 +51,7 @@ from moldau.cli.common import (
     wait,
 )
 from moldau.protocol.api import ApiKey, schema_for
-from moldau.protocol.framing import encode_entity
+from moldau.protocol.framing import decode_response, encode_request
 
 T = TypeVar("T")
 
@@ -684,24 +683,18 @@ def _wire_request(
     A broker that does not implement the API closes the connection (Kafka does the same for
     an unknown API key), which becomes a one-line CliError.
     """
-    schema = schema_for(api_key, version)
-    client = CLIENT_ID.encode()
-    header = struct.pack(">hhih", api_key, version, 1, len(client)) + client
-    if schema.request_flexible:
-        header += b"\x00"
-    payload = header + encode_entity(body)
+    request = encode_request(api_key, version, 1, CLIENT_ID, body)
     name = ApiKey(api_key).name
     try:
         with socket.create_connection((host, port), timeout=timeout_ms / 1000) as sock:
-            sock.sendall(_INT32.pack(len(payload)) + payload)
+            sock.sendall(request)
             size = _INT32.unpack(_read_exact(sock, 4))[0]
             frame = _read_exact(sock, size)
     except TimeoutError:
         raise CliError(f"timed out after {timeout_ms} ms waiting for {name}") from None
     except OSError as exc:
         raise CliError(f"{name} request to {host}:{port} failed: {exc.strerror or exc}") from None
-    offset = 4 + (1 if schema.response_header_flexible else 0)
-    value, _size = entity_reader(schema.response_type)(frame, offset)
+    _correlation_id, value = decode_response(api_key, version, frame)
     return value
 
 

@@ -26,6 +26,9 @@ from types import MappingProxyType
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC_CHARS = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+SINGLE_NODE_LEADER_EPOCH = 0
+"""Leader epoch of every partition while there is one broker and so no elections; the
+cluster issue replaces it with per-partition epochs in the image."""
 
 
 class InvalidTopicError(ValueError):

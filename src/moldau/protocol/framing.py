@@ -20,7 +20,7 @@ from typing import Any
 from kio.serial import entity_reader, entity_writer
 from kio.serial.readers import read_unsigned_varint
 
-from moldau.protocol.api import ApiSchema
+from moldau.protocol.api import ApiSchema, schema_for
 
 _HEADER_FIXED = struct.Struct(">hhih")
 _INT32 = struct.Struct(">i")
@@ -146,3 +146,28 @@ def encode_entity(value: Any) -> bytes:
     buffer = io.BytesIO()
     _writer(type(value))(buffer, value)
     return buffer.getvalue()
+
+
+def encode_request(
+    api_key: int, version: int, correlation_id: int, client_id: str | None, body: Any
+) -> bytes:
+    """A whole request frame as a client sends it: size, header v1/v2, kio body.
+
+    Used by moldau's own small clients (the CLI's rare direct requests, the test kit)."""
+    schema = schema_for(api_key, version)
+    client = None if client_id is None else client_id.encode()
+    header = struct.pack(">hhi", api_key, version, correlation_id)
+    header += _INT16.pack(-1) if client is None else _INT16.pack(len(client)) + client
+    if schema.request_flexible:
+        header += b"\x00"
+    payload = header + encode_entity(body)
+    return _INT32.pack(len(payload)) + payload
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Any]:
+    """``(correlation_id, response)`` from a response frame without its size prefix."""
+    schema = schema_for(api_key, version)
+    (correlation_id,) = _INT32.unpack_from(frame, 0)
+    offset = 4 + (1 if schema.response_header_flexible else 0)
+    value, _size = _reader(schema.response_type)(frame, offset)
+    return int(correlation_id), value

@@ -6,14 +6,12 @@ the protocol themselves: kio encodes the request bodies, this module frames them
 
 from __future__ import annotations
 
-import io
 import socket
 import struct
 from typing import Any
 
-from kio.serial import entity_reader, entity_writer
-
-from moldau.protocol.api import schema_for
+from moldau.protocol.framing import decode_response as decode_frame
+from moldau.protocol.framing import encode_request
 
 _INT32 = struct.Struct(">i")
 
@@ -43,16 +41,7 @@ class WireClient:
 
     def encode(self, api_key: int, version: int, body: Any, correlation_id: int) -> bytes:
         """A whole request frame for ``body`` (a kio request entity)."""
-        schema = schema_for(api_key, version)
-        buffer = io.BytesIO()
-        client = self.client_id.encode()
-        buffer.write(struct.pack(">hhih", api_key, version, correlation_id, len(client)))
-        buffer.write(client)
-        if schema.request_flexible:
-            buffer.write(b"\x00")
-        entity_writer(type(body))(buffer, body)
-        payload = buffer.getvalue()
-        return _INT32.pack(len(payload)) + payload
+        return encode_request(api_key, version, correlation_id, self.client_id, body)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -89,10 +78,8 @@ class WireClient:
 
 
 def decode_response(api_key: int, version: int, correlation_id: int, frame: bytes) -> Any:
-    schema = schema_for(api_key, version)
-    (got,) = _INT32.unpack_from(frame, 0)
+    """Decode a response frame, checking it answers ``correlation_id``."""
+    got, value = decode_frame(api_key, version, frame)
     if got != correlation_id:
         raise AssertionError(f"correlation id {got} != {correlation_id}")
-    offset = 4 + (1 if schema.response_header_flexible else 0)
-    value, _size = entity_reader(schema.response_type)(frame, offset)
     return value

@@ -15,11 +15,12 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
+from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
 from moldau.log import OffsetOutOfRangeError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make, millis
 
-LEADER_EPOCH = 0
+LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 
 
 def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
@@ -27,7 +28,7 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
     broker = ctx.broker
     m = ctx.m
     image = broker.metadata.image
-    remaining = max(int(request.max_bytes), 0) if hasattr(request, "max_bytes") else 2**31 - 1
+    remaining = max(int(request.max_bytes), 0)  # every served version (v4+) has max_bytes
     total = 0
     first_data = True
     topics: list[Any] = []

@@ -13,13 +13,14 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
+from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
 
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
-LEADER_EPOCH = 0
+LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 
 
 @handles(ApiKey.LIST_OFFSETS)

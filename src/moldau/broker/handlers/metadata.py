@@ -7,6 +7,7 @@ cluster issue adds elections.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -18,10 +19,15 @@ from moldau.broker.handlers.admin_cluster import (
     AUTHORIZED_OPERATIONS_OMITTED,
     CLUSTER_AUTHORIZED_OPERATIONS,
 )
-from moldau.cluster.metadata import InvalidTopicError, TopicImage, validate_topic_name
+from moldau.cluster.metadata import (
+    SINGLE_NODE_LEADER_EPOCH,
+    InvalidTopicError,
+    TopicImage,
+    validate_topic_name,
+)
 from moldau.protocol.api import ApiKey
 
-LEADER_EPOCH = 0
+LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 
 
 def _topic_entry(ctx: RequestContext, topic: TopicImage) -> Any:
@@ -50,8 +56,6 @@ def _topic_entry(ctx: RequestContext, topic: TopicImage) -> Any:
 
 
 def _error_entry(ctx: RequestContext, name: str | None, code: ErrorCode) -> Any:
-    import uuid
-
     return ctx.make(
         "MetadataResponseTopic",
         error_code=code,

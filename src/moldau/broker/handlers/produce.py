@@ -17,11 +17,12 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
+from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
 from moldau.log import LogAppendError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
 
-LEADER_EPOCH = 0
+LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 
 
 @handles(ApiKey.PRODUCE)
