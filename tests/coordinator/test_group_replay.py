@@ -23,6 +23,7 @@ from moldau.coordinator.group.messages import (
     PartitionOffset,
     SyncGroupRequest,
 )
+from moldau.coordinator.group.results import TxnProducer
 from moldau.coordinator.group.runtime import GroupCoordinatorRuntime
 from moldau.coordinator.group.state import GroupState
 from moldau.log.config import LogConfig
@@ -105,7 +106,9 @@ class LogBackedAppend:
         self.flusher = flusher
         self.batches = 0
 
-    def __call__(self, partition: int, records: Sequence[NewRecord]) -> Any:
+    def __call__(
+        self, partition: int, records: Sequence[NewRecord], producer: TxnProducer | None = None
+    ) -> Any:
         assert partition == 0
         batch = bytearray(build_batch(records))
         info = self.log.append_as_leader(batch, leader_epoch=0, now_ms=ManualTimer().now_ms)
@@ -180,7 +183,9 @@ async def test_runtime_round_trip_through_a_real_log(tmp_path: Path) -> None:
 
 
 async def test_runtime_answers_write_failures_with_kafka_errors(tmp_path: Path) -> None:
-    def broken_append(partition: int, records: Sequence[NewRecord]) -> Any:
+    def broken_append(
+        partition: int, records: Sequence[NewRecord], producer: TxnProducer | None = None
+    ) -> Any:
         raise OSError("disk gone")
 
     runtime = GroupCoordinatorRuntime(CONFIG, broken_append)

@@ -22,6 +22,7 @@ from moldau.broker.errors import ApiError
 from moldau.broker.handlers import load_all
 from moldau.broker.notifier import AppendNotifier
 from moldau.broker.producer_ids import ProducerIdManager
+from moldau.broker.txn_markers import write_markers
 from moldau.cluster.metadata import (
     InvalidTopicError,
     MetadataStore,
@@ -33,12 +34,20 @@ from moldau.coordinator.group import (
     GROUP_METADATA_TOPIC,
     GroupCoordinatorConfig,
     GroupCoordinatorRuntime,
+    TxnProducer,
+)
+from moldau.coordinator.txn import (
+    TRANSACTION_STATE_TOPIC,
+    TransactionCoordinatorRuntime,
+    TxnCoordinatorConfig,
+    TxnMarkerRequest,
 )
 from moldau.log.config import ConfigError, LogConfig
 from moldau.log.errors import LogAppendError
 from moldau.log.flusher import GroupCommitFlusher
 from moldau.log.log import PartitionLog
 from moldau.log.manager import LogManager
+from moldau.log.origin import AppendOrigin
 from moldau.protocol.records import NewRecord, build_batch
 
 if TYPE_CHECKING:
@@ -69,6 +78,12 @@ class Broker:
         self.producer_ids = ProducerIdManager(self.data_dir)
         self.group_coordinator = GroupCoordinatorRuntime(
             self._group_coordinator_config(), self._append_group_records
+        )
+        self.txn_coordinator = TransactionCoordinatorRuntime(
+            self._txn_coordinator_config(),
+            self._append_txn_records,
+            self._write_txn_markers,
+            self.producer_ids.next_id,
         )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -115,6 +130,13 @@ class Broker:
                 offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
                 if offsets_log is not None:
                     self._tasks.append(self.group_coordinator.load(partition, offsets_log))
+        self.txn_coordinator.start()
+        txn_topic = self.metadata.image.topic(TRANSACTION_STATE_TOPIC)
+        if txn_topic is not None:
+            for partition in range(txn_topic.partitions):
+                txn_log = self.get_log(TRANSACTION_STATE_TOPIC, partition)
+                if txn_log is not None:
+                    self._tasks.append(self.txn_coordinator.load(partition, txn_log))
 
     async def stop(self) -> None:
         """Clean shutdown: stop accepting, drop connections, flush and close every log."""
@@ -122,6 +144,7 @@ class Broker:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        await self.txn_coordinator.close()
         await self.group_coordinator.close()
         for task in self._tasks:
             task.cancel()
@@ -273,25 +296,117 @@ class Broker:
         self.group_coordinator.activate_all()
 
     def _append_group_records(
-        self, partition: int, records: Sequence[NewRecord]
+        self,
+        partition: int,
+        records: Sequence[NewRecord],
+        producer: TxnProducer | None = None,
     ) -> Awaitable[None]:
-        """The group coordinator's writes: append now, return the wait for the fsync
-        (or nothing to wait for with ``moldau.flush.on.acks.all=false``)."""
-        offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
-        if offsets_log is None:
+        """The group coordinator's writes: append now, return the wait for durability.
+
+        With ``producer`` the records are one transactional batch of that producer
+        (TxnOffsetCommit): the log checks its epoch, and the offsets count only once the
+        transaction's COMMIT marker follows."""
+        if producer is None:
+            return self._append_internal(GROUP_METADATA_TOPIC, partition, records)
+        return self._append_internal(
+            GROUP_METADATA_TOPIC,
+            partition,
+            records,
+            producer_id=producer.producer_id,
+            producer_epoch=producer.producer_epoch,
+        )
+
+    def _append_internal(
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[NewRecord],
+        *,
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+    ) -> Awaitable[None]:
+        """Append a coordinator's batch to an internal topic; return the durability wait."""
+        internal_log = self.get_log(topic, partition)
+        if internal_log is None:
             raise LogAppendError(
-                ErrorCode.unknown_topic_or_partition,
-                f"{GROUP_METADATA_TOPIC}-{partition} does not exist",
+                ErrorCode.unknown_topic_or_partition, f"{topic}-{partition} does not exist"
             )
         now_ms = int(time.time() * 1000)
-        batch = bytearray(build_batch(records, base_timestamp=now_ms))
-        info = offsets_log.append_as_leader(batch, leader_epoch=0, now_ms=now_ms)
-        self.notifier.notify(GROUP_METADATA_TOPIC, partition)
+        batch = bytearray(
+            build_batch(
+                records,
+                base_timestamp=now_ms,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                is_transactional=producer_id >= 0,
+            )
+        )
+        info = internal_log.append_as_leader(
+            batch, leader_epoch=0, now_ms=now_ms, origin=AppendOrigin.COORDINATOR
+        )
+        self.notifier.notify(topic, partition)
+        return self.durable(internal_log, info.last_offset)
+
+    def durable(self, partition_log: PartitionLog, last_offset: int) -> Awaitable[None]:
+        """The wait an acks=all write owes its writer: a group-commit fsync covering
+        ``last_offset``, or nothing with ``moldau.flush.on.acks.all=false`` (Kafka's lazy
+        flush policy, as for acks=all produces with the same setting)."""
         if self.config.flush_on_ack_all:
-            return self.flusher.wait_durable(offsets_log, info.last_offset)
-        # Kafka's lazy flush policy, as for acks=all produces with the same setting.
-        self.flusher.maybe_flush(offsets_log)
+            return self.flusher.wait_durable(partition_log, last_offset)
+        self.flusher.maybe_flush(partition_log)
         return _done()
+
+    # -- transaction coordinator ---------------------------------------------------------
+
+    def _txn_coordinator_config(self) -> TxnCoordinatorConfig:
+        c = self.config
+        existing = self.metadata.image.topic(TRANSACTION_STATE_TOPIC)
+        return TxnCoordinatorConfig(
+            num_partitions=(
+                existing.partitions
+                if existing is not None
+                else c.transaction_state_log_num_partitions
+            ),
+            max_timeout_ms=c.transaction_max_timeout_ms,
+            abort_timed_out_interval_ms=(
+                c.transaction_abort_timed_out_transaction_cleanup_interval_ms
+            ),
+            transactional_id_expiration_ms=c.transactional_id_expiration_ms,
+            remove_expired_interval_ms=(
+                c.transaction_remove_expired_transaction_cleanup_interval_ms
+            ),
+        )
+
+    def ensure_transaction_state_topic(self) -> None:
+        """Create ``__transaction_state`` on first use, as Kafka does, compacted."""
+        if self.metadata.image.topic(TRANSACTION_STATE_TOPIC) is None:
+            self.create_topic(
+                TRANSACTION_STATE_TOPIC,
+                self.txn_coordinator.num_partitions,
+                1,
+                {
+                    "cleanup.policy": "compact",
+                    "segment.bytes": str(self.config.transaction_state_log_segment_bytes),
+                    "compression.type": "uncompressed",
+                    "unclean.leader.election.enable": "false",
+                },
+            )
+        self.txn_coordinator.activate_all()
+
+    def _append_txn_records(self, partition: int, records: Sequence[NewRecord]) -> Awaitable[None]:
+        return self._append_internal(TRANSACTION_STATE_TOPIC, partition, records)
+
+    async def _write_txn_markers(
+        self, request: TxnMarkerRequest
+    ) -> dict[tuple[str, int], ErrorCode]:
+        return await write_markers(
+            self,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            coordinator_epoch=request.coordinator_epoch,
+            commit=request.commit,
+            partitions=request.partitions,
+        )
 
     # -- background tasks ----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Entry points of Kafka's tool names: ``kafka-topics[.sh]``, ``kafka-console-producer[.sh]``,
 ``kafka-console-consumer[.sh]``, ``kafka-configs[.sh]``,
-``kafka-consumer-groups[.sh]``.
+``kafka-consumer-groups[.sh]``, ``kafka-transactions[.sh]``.
 
 Each is a thin front end (argparse, Kafka's flags and output) over the same client code as
 the ``moldau`` command; the parsers live in ``kafka_*_tool.py``. Every function takes an
@@ -17,6 +17,7 @@ from moldau.cli import (
     kafka_console_tools,
     kafka_consumer_groups_tool,
     kafka_topics_tool,
+    kafka_transactions_tool,
 )
 from moldau.cli.common import CliError
 from moldau.cli.kafka_args import run_tool
@@ -49,3 +50,8 @@ def kafka_configs(argv: Sequence[str] | None = None) -> int:
 def kafka_consumer_groups(argv: Sequence[str] | None = None) -> int:
     """``kafka-consumer-groups``: list, describe, delete groups; reset and delete offsets."""
     return run_tool(kafka_consumer_groups_tool.main, argv, kafka_consumer_groups_tool.report)
+
+
+def kafka_transactions(argv: Sequence[str] | None = None) -> int:
+    """``kafka-transactions``: list and describe transactions, describe producers, find hanging."""
+    return run_tool(kafka_transactions_tool.main, argv, kafka_transactions_tool.report)

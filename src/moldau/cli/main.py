@@ -1,8 +1,9 @@
 """The ``moldau`` command: one typer app, one module per noun, one rule for errors.
 
 Nouns: ``broker`` (run a broker), ``topic``, ``produce``, ``consume``, ``cluster``,
-``group``. Every command except ``broker`` is a Kafka client over the wire (confluent-kafka);
-none imports the broker's internals.
+``group``, ``txn`` and ``producers`` (transactions). Every command except ``broker`` is a
+Kafka client over the wire (confluent-kafka, or kio for the few APIs it lacks); none imports
+the broker's internals.
 
 Error policy, enforced here and nowhere else: a mistake — bad flag, unknown topic, broker
 down, invalid config — prints ``error: <one line>`` on stderr and exits non-zero (2 for
@@ -21,7 +22,7 @@ import typer
 from confluent_kafka import KafkaException
 
 from moldau import __version__
-from moldau.cli import cluster, group, topic
+from moldau.cli import cluster, group, topic, txn
 from moldau.cli.broker import broker
 from moldau.cli.common import CliError, kafka_error_text
 from moldau.cli.consume import consume
@@ -42,6 +43,8 @@ app.command("produce")(produce)
 app.command("consume")(consume)
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(group.app, name="group")
+app.add_typer(txn.app, name="txn")
+app.command("producers")(txn.producers)
 
 
 def _version(value: bool) -> None:

@@ -14,10 +14,14 @@ from moldau.log.errors import (
 from moldau.log.flusher import GroupCommitFlusher
 from moldau.log.log import AppendInfo, PartitionLog
 from moldau.log.manager import LogManager
+from moldau.log.origin import AppendOrigin
 from moldau.log.slices import FetchDataInfo, FileSlice
+from moldau.log.txn_index import AbortedTxn
 
 __all__ = [
+    "AbortedTxn",
     "AppendInfo",
+    "AppendOrigin",
     "FetchDataInfo",
     "FileSlice",
     "GroupCommitFlusher",

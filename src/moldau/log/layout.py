@@ -6,6 +6,7 @@ Kafka's layout, which moldau keeps byte for byte so that the tools and habits ca
         00000000000000000000.log         segment files, named by base offset (20 digits)
         00000000000000000000.index
         00000000000000000000.timeindex
+        00000000000000000000.txnindex    aborted transactions (only when there are some)
         00000000000000001234.snapshot    producer state as of offset 1234
     <data_dir>/<topic>-<partition>.<uuid>-delete/   a partition being deleted
 
@@ -18,6 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from moldau.log.segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX
+from moldau.log.txn_index import TXN_INDEX_SUFFIX
+
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
 DELETE_DIR_SUFFIX = "-delete"
 """Suffix of a partition directory renamed for deletion."""
@@ -42,7 +46,7 @@ def segment_base_offsets(directory: Path) -> list[int]:
     others: list[tuple[int, Path]] = []
     for path in directory.iterdir():
         name = path.name
-        for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+        for suffix in SEGMENT_SUFFIXES:
             if name.endswith(suffix):
                 stem = name[: -len(suffix)]
                 if stem.isdigit():
@@ -58,7 +62,7 @@ def segment_base_offsets(directory: Path) -> list[int]:
 
 
 def delete_segment_files(directory: Path, base_offset: int) -> None:
-    for suffix in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+    for suffix in SEGMENT_SUFFIXES:
         (directory / f"{base_offset:020d}{suffix}").unlink(missing_ok=True)
 
 

@@ -17,6 +17,17 @@ Read path (``read``): locate the segment by base offset (bisect), the batch by t
 index plus a short header walk, and return file slices of whole batches up to ``max_bytes``
 and the high watermark.
 
+Transactions: a transactional producer's data batches open a transaction on the partition;
+the COMMIT/ABORT marker the coordinator has the broker write (``append_txn_marker``) ends
+it. The producer table tracks the open transactions in first-offset order, which gives the
+**last stable offset** (LSO) — below it every transaction is decided — in O(1): it bounds
+what read_committed consumers may fetch. Each ABORT of a transaction that wrote data here
+adds an entry to the marker segment's ``.txnindex`` (:mod:`moldau.log.txn_index`), which is
+where ``aborted_transactions`` finds what a read_committed fetch must report. The producer
+snapshots carry each producer's open transaction, and the replay after them re-completes
+transactions and re-creates missing txn index entries, so a restart (clean or not) comes
+back with the same LSO and the same aborted list.
+
 Opening: segments are loaded from the directory; after an unclean shutdown every segment
 holding offsets at or past the recovery point is validated batch by batch and cut at the
 first torn or corrupt batch (later segments are then dropped, as Kafka does), and the
@@ -55,6 +66,7 @@ from moldau.log.layout import (
     remove_temporary_files,
     segment_base_offsets,
 )
+from moldau.log.origin import AppendOrigin
 from moldau.log.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ProducerStateManager,
@@ -63,19 +75,28 @@ from moldau.log.segment import (
     LogSegment,
 )
 from moldau.log.slices import EMPTY_FETCH, FetchDataInfo
+from moldau.log.transactions import InvalidMarkerError, TxnMarker, parse_marker
+from moldau.log.txn_index import AbortedTxn
 from moldau.log.validator import MAX_DECOMPRESSED_BYTES, LogValidator
 from moldau.protocol.compression import CompressionError
 from moldau.protocol.record_batch import (
+    HEADER_SIZE,
     LOG_OVERHEAD,
     BatchHeader,
     Buffer,
     InvalidBatchError,
     crc_is_valid,
     iter_batches,
+    read_header,
     set_base_offset,
     set_partition_leader_epoch,
 )
-from moldau.protocol.records import InvalidRecordError, decode_records
+from moldau.protocol.records import (
+    InvalidRecordError,
+    build_batch,
+    decode_records,
+    end_txn_marker,
+)
 
 
 @dataclass(slots=True)
@@ -94,6 +115,8 @@ class AppendInfo:
     duplicate: bool = False
     records_count: int = 0
 
+
+_CLIENT = AppendOrigin.CLIENT
 
 SegmentPredicate = Callable[[LogSegment, "LogSegment | None"], bool]
 _P = ParamSpec("_P")
@@ -215,20 +238,67 @@ class PartitionLog:
         # first flush does it (not here: opening must not block the event loop)
         log._directory_dirty = new_files
         log._parent_dirty = created
-        log._rebuild_producer_state(now)
+        for segment in segments:
+            # entries for markers that did not survive (a cut tail) describe nothing
+            segment.txn_index.truncate_to(segment.next_offset)
+        log._rebuild_producer_state(now, max_snapshot_offset=recovery_point if recover else None)
         return log
 
-    def _rebuild_producer_state(self, now: int) -> None:
+    def _rebuild_producer_state(self, now: int, *, max_snapshot_offset: int | None = None) -> None:
+        """Load the newest usable producer snapshot and replay the log after it: data
+        batches update the producers, markers complete their transactions and put back the
+        txn index entries of aborts that are missing (entries already there are kept)."""
         state = self._producer_state
-        replay_from = state.load(self._log_start_offset, self._log_end_offset, now)
+        replay_from = state.load(
+            self._log_start_offset,
+            self._log_end_offset,
+            now,
+            max_snapshot_offset=max_snapshot_offset,
+        )
         if replay_from < self._log_end_offset:
             for segment in self._segments[self._segment_index(replay_from) :]:
                 found = segment.translate_offset(replay_from)
                 if found is None:
                     continue
-                state.replay(header for _, header in segment.iter_batches(found[0]))
+                for position, header in segment.iter_batches(found[0]):
+                    if header.next_offset <= state.map_end_offset:
+                        continue
+                    if header.is_control and header.producer_id >= 0:
+                        try:
+                            marker = parse_marker(segment.read_batch(position, header), 0, header)
+                        except InvalidMarkerError:
+                            state.update(header)
+                            continue
+                        self._complete_txn(header, marker, segment, replay=True)
+                    else:
+                        state.update(header)
         state.map_end_offset = self._log_end_offset
         state.remove_expired_producers(now)
+
+    def _complete_txn(
+        self, header: BatchHeader, marker: TxnMarker, segment: LogSegment, *, replay: bool = False
+    ) -> None:
+        """Apply the marker batch ``header`` (final offsets, now in ``segment``): end the
+        producer's transaction and index it if it was an abort with data here."""
+        state = self._producer_state
+        completed = state.end_txn(
+            header, commit=marker.commit, coordinator_epoch=marker.coordinator_epoch
+        )
+        if completed is None or not completed.aborted:
+            return
+        index = segment.txn_index
+        if replay and (
+            index.has_marker(completed.last_offset) or completed.last_offset <= index.last_offset
+        ):
+            return
+        index.append(
+            AbortedTxn(
+                completed.producer_id,
+                completed.first_offset,
+                completed.last_offset,
+                state.stable_offset_after(completed),
+            )
+        )
 
     # --- properties -----------------------------------------------------------------------
 
@@ -294,6 +364,17 @@ class PartitionLog:
         return self._producer_state
 
     @property
+    @_locked
+    def last_stable_offset(self) -> int:
+        """The LSO: below it every transaction is decided and replicated — the oldest open
+        transaction's first offset, else the high watermark (never below the log start)."""
+        high_watermark = self._high_watermark
+        first = self._producer_state.first_unstable_offset(high_watermark)
+        if first is None or first >= high_watermark:
+            return high_watermark
+        return max(first, self._log_start_offset)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -304,27 +385,45 @@ class PartitionLog:
 
     @_locked
     def append_as_leader(
-        self, records: bytearray | memoryview, *, leader_epoch: int, now_ms: int
+        self,
+        records: bytearray | memoryview,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        origin: AppendOrigin = _CLIENT,
     ) -> AppendInfo:
-        """Validate and append one Produce partition's batch; raises LogAppendError.
+        """Validate and append one batch; raises LogAppendError.
 
         ``records`` is patched in place (offsets, leader epoch, LogAppendTime) when writable.
+        ``origin`` is CLIENT for Produce requests; the broker's own writes (transaction
+        markers, group offsets) use COORDINATOR: control batches allowed, no sequence
+        checks, the producer epoch still checked (see :mod:`moldau.log.origin`).
         """
-        validated = self._validator.validate(records, now_ms=now_ms)
+        validated = self._validator.validate(records, now_ms=now_ms, origin=origin)
         header = validated.header
         _, size, _, _, _, _, last_delta, _, max_timestamp, producer_id, *_ = header
         count = header[12]
+        marker: TxnMarker | None = None
         if producer_id >= 0:
-            duplicate = self._producer_state.check_append(header)
-            if duplicate is not None:
-                return AppendInfo(
-                    duplicate.first_offset,
-                    duplicate.last_offset,
-                    duplicate.timestamp_ms if self._config.log_append_time else -1,
-                    self._log_start_offset,
-                    True,
-                    count,
-                )
+            if origin is _CLIENT:
+                duplicate = self._producer_state.check_append(header)
+                if duplicate is not None:
+                    return AppendInfo(
+                        duplicate.first_offset,
+                        duplicate.last_offset,
+                        duplicate.timestamp_ms if self._config.log_append_time else -1,
+                        self._log_start_offset,
+                        True,
+                        count,
+                    )
+            elif header.is_control:
+                marker = self._check_marker(validated.buffer, header)
+            else:
+                self._producer_state.check_coordinator_append(header)
+        elif header.is_control:
+            raise LogAppendError(
+                ErrorCode.invalid_record, "a control batch must carry a producer id"
+            )
         buf = validated.buffer
         base_offset = self._log_end_offset
         last_offset = base_offset + last_delta
@@ -346,9 +445,11 @@ class PartitionLog:
         self._log_end_offset = self._high_watermark = last_offset + 1
         producer_state = self._producer_state
         if producer_id >= 0:
-            producer_state.update(
-                tuple.__new__(BatchHeader, (base_offset, size, leader_epoch, *header[3:]))
-            )
+            final = tuple.__new__(BatchHeader, (base_offset, size, leader_epoch, *header[3:]))
+            if marker is None:
+                producer_state.update(final)
+            else:
+                self._complete_txn(final, marker, segment)
         else:
             producer_state.map_end_offset = last_offset + 1
         return AppendInfo(
@@ -358,6 +459,46 @@ class PartitionLog:
             self._log_start_offset,
             False,
             count,
+        )
+
+    def _check_marker(self, buf: Buffer, header: BatchHeader) -> TxnMarker:
+        """Decode a COORDINATOR control batch and apply Kafka's marker checks."""
+        try:
+            marker = parse_marker(buf, 0, header)
+        except InvalidMarkerError as exc:
+            raise LogAppendError(ErrorCode.invalid_record, str(exc)) from None
+        self._producer_state.check_end_txn(
+            header.producer_id, header.producer_epoch, marker.coordinator_epoch
+        )
+        return marker
+
+    def append_txn_marker(
+        self,
+        *,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        leader_epoch: int,
+        now_ms: int,
+    ) -> AppendInfo:
+        """Write the COMMIT/ABORT marker ending ``producer_id``'s transaction here (Kafka's
+        WriteTxnMarkers on one partition). Raises LogAppendError: INVALID_PRODUCER_EPOCH for
+        an epoch older than the producer's current one, TRANSACTION_COORDINATOR_FENCED for a
+        coordinator epoch older than the one recorded. A marker for a producer without an
+        open transaction here is still written, as Kafka does."""
+        batch = bytearray(
+            build_batch(
+                [end_txn_marker(commit, coordinator_epoch)],
+                base_timestamp=now_ms,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                is_transactional=True,
+                is_control=True,
+            )
+        )
+        return self.append_as_leader(
+            batch, leader_epoch=leader_epoch, now_ms=now_ms, origin=AppendOrigin.COORDINATOR
         )
 
     @_locked
@@ -391,8 +532,16 @@ class PartitionLog:
         segment.append(records, batches)
         segment.last_modified_ms = now
         self._log_end_offset = last.next_offset
-        for _, header in batches:
-            self._producer_state.update(header)
+        for position, header in batches:
+            if header.is_control and header.producer_id >= 0:
+                try:
+                    marker = parse_marker(records, position, header)
+                except InvalidMarkerError:
+                    self._producer_state.update(header)
+                    continue
+                self._complete_txn(header, marker, segment)
+            else:
+                self._producer_state.update(header)
         return AppendInfo(
             first.base_offset,
             last.last_offset,
@@ -479,6 +628,46 @@ class PartitionLog:
                 return EMPTY_FETCH
             return FetchDataInfo((piece,), piece.size)
         return EMPTY_FETCH
+
+    @_locked
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping ``[fetch_offset, upper_bound_offset)``
+        (Kafka's ``collectAbortedTransactions``): the txn indexes of the segment holding
+        ``fetch_offset`` and the following ones, until an entry's LSO reaches the bound."""
+        found: list[AbortedTxn] = []
+        for segment in self._segments[self._segment_index(fetch_offset) :]:
+            entries, complete = segment.txn_index.collect(fetch_offset, upper_bound_offset)
+            found += entries
+            if complete:
+                break
+        return found
+
+    @_locked
+    def fetch_aborted_transactions(
+        self, fetch_offset: int, data: FetchDataInfo
+    ) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed Fetch answers with ``data`` (what
+        :meth:`read` returned from ``fetch_offset``): those overlapping the returned batches.
+        Free when the log holds no aborted transaction past ``fetch_offset``."""
+        if not data.slices:
+            return []
+        start = self._segment_index(fetch_offset)
+        segments = self._segments
+        if not any(s.txn_index.entries for s in segments[start:]):
+            return []
+        piece = data.slices[-1]
+        end = piece.position + piece.size
+        upper = self._log_end_offset
+        for i in range(start, len(segments)):
+            segment = segments[i]
+            if segment.file is not piece.file:
+                continue
+            if end < segment.size:
+                upper = read_header(segment.file.pread(HEADER_SIZE, end)).base_offset
+            elif i + 1 < len(segments):
+                upper = segments[i + 1].base_offset
+            break
+        return self.aborted_transactions(fetch_offset, upper)
 
     @_locked
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:

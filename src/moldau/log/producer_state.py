@@ -29,6 +29,17 @@ a Kafka reader keeps the last entry per producer, which is exactly Kafka's own c
 
 Producer ids expire after ``producer.id.expiration.ms`` without a write (measured against the
 last batch's max timestamp, as Kafka does), unless a transaction is open.
+
+Transactions: a producer's first transactional data batch opens its transaction on this
+partition (``current_txn_first_offset``), a COMMIT/ABORT marker (:meth:`end_txn`) closes it.
+The open transactions are also kept in a dict keyed by producer id in the order they
+started, i.e. ordered by first offset — offsets only grow, so insertion order is offset order
+and a removal from the middle is O(1) — which makes the *first unstable offset* (the first
+offset of the oldest open transaction, what bounds the last stable offset) the dict's first
+value. Transactions completed at or after the high watermark stay unstable until the high
+watermark passes their marker (Kafka's ``unreplicatedTxns``); with a single replica the
+marker's own append moves the high watermark past it. Data batches that are not
+transactional pay nothing for any of this.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +56,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.log.errors import LogAppendError
 from moldau.log.fsutil import fsync_directory
+from moldau.log.transactions import CompletedTxn
 from moldau.protocol.record_batch import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
 
 SNAPSHOT_SUFFIX = ".snapshot"
@@ -154,6 +166,10 @@ class ProducerStateManager:
         self.directory = directory
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self._producers: dict[int, ProducerStateEntry] = {}
+        self._ongoing: dict[int, int] = {}
+        """producer id → first offset of its open transaction, in first-offset order."""
+        self._unreplicated: list[tuple[int, int]] = []
+        """(first offset, marker offset) of transactions completed at or past the HW."""
         self.map_end_offset = 0
         self._unsynced: list[Path] = []
 
@@ -163,6 +179,96 @@ class ProducerStateManager:
 
     def last_entry(self, producer_id: int) -> ProducerStateEntry | None:
         return self._producers.get(producer_id)
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @property
+    def ongoing_transactions(self) -> Mapping[int, int]:
+        """producer id → first offset of each open transaction, oldest first."""
+        return self._ongoing
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """The first offset a read_committed consumer may not read yet: the oldest open
+        transaction's first offset, or that of a transaction whose marker is not yet below
+        ``high_watermark``; None when every transaction is decided and replicated."""
+        first = next(iter(self._ongoing.values()), None)
+        if self._unreplicated:
+            self._unreplicated = [t for t in self._unreplicated if t[1] >= high_watermark]
+            for txn_first, _ in self._unreplicated:
+                if first is None or txn_first < first:
+                    first = txn_first
+        return first
+
+    def stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The LSO right after ``completed`` ended (recorded in its txn index entry, Kafka's
+        ``lastStableOffset(completedTxn)``): the first offset of the oldest transaction still
+        open, else just past the marker. Call after :meth:`end_txn`."""
+        return next(iter(self._ongoing.values()), completed.last_offset + 1)
+
+    def check_coordinator_append(self, header: BatchHeader) -> None:
+        """Validate a data batch the broker writes for a producer (transactional offset
+        commits): only the epoch is checked, sequences are not (base sequence -1)."""
+        entry = self._producers.get(header.producer_id)
+        if entry is not None and header.producer_epoch < entry.producer_epoch:
+            raise LogAppendError(
+                ErrorCode.invalid_producer_epoch,
+                f"epoch {header.producer_epoch} of producer {header.producer_id} is older "
+                f"than the current epoch {entry.producer_epoch}",
+            )
+
+    def check_end_txn(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Kafka's ``appendEndTxnMarker`` checks: a marker from an older producer epoch is
+        INVALID_PRODUCER_EPOCH, one from an older coordinator epoch
+        TRANSACTION_COORDINATOR_FENCED. A producer never seen here passes both."""
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.producer_epoch:
+            raise LogAppendError(
+                ErrorCode.invalid_producer_epoch,
+                f"marker epoch {producer_epoch} of producer {producer_id} is older than the "
+                f"current epoch {entry.producer_epoch}",
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise LogAppendError(
+                ErrorCode.transaction_coordinator_fenced,
+                f"marker from coordinator epoch {coordinator_epoch} for producer {producer_id}"
+                f" is older than the recorded coordinator epoch {entry.coordinator_epoch}",
+            )
+
+    def end_txn(
+        self, header: BatchHeader, *, commit: bool, coordinator_epoch: int
+    ) -> CompletedTxn | None:
+        """Apply a COMMIT/ABORT marker now in the log (also the replay step): close the
+        producer's transaction and record the coordinator epoch. Returns the completed
+        transaction if it had data on this partition (a marker for a producer without an
+        open transaction is legal and completes nothing)."""
+        producer_id = header.producer_id
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            entry = self._producers[producer_id] = ProducerStateEntry(producer_id)
+        marker_offset = header.base_offset
+        completed = None
+        first = entry.current_txn_first_offset
+        if first >= 0:
+            completed = CompletedTxn(producer_id, first, marker_offset, not commit)
+            self._unreplicated.append((first, marker_offset))
+        self._ongoing.pop(producer_id, None)
+        entry.maybe_update_epoch(header.producer_epoch)
+        entry.current_txn_first_offset = -1
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp_ms = header.max_timestamp
+        self.map_end_offset = header.next_offset
+        return completed
+
+    def _rebuild_ongoing(self) -> None:
+        opened = sorted(
+            (e.current_txn_first_offset, pid)
+            for pid, e in self._producers.items()
+            if e.current_txn_first_offset >= 0
+        )
+        self._ongoing = {pid: first for first, pid in opened}
+        self._unreplicated = []
 
     # --- validation and update ------------------------------------------------------------
 
@@ -207,15 +313,17 @@ class ProducerStateManager:
         return None
 
     def update(self, header: BatchHeader) -> None:
-        """Apply a batch now in the log (with its final offsets). Also the replay step."""
+        """Apply a data batch now in the log (with its final offsets). Also the replay step
+        (the log decodes markers and applies them with :meth:`end_txn`)."""
         producer_id = header.producer_id
         if header.has_producer_id:
             entry = self._producers.get(producer_id)
             if entry is None:
                 entry = self._producers[producer_id] = ProducerStateEntry(producer_id)
             if header.is_control:
+                # a control batch the caller did not decode (not a txn marker): it ends
+                # nothing; markers go through end_txn
                 entry.maybe_update_epoch(header.producer_epoch)
-                entry.current_txn_first_offset = -1
                 entry.last_timestamp_ms = header.max_timestamp
             else:
                 entry.add_batch(
@@ -230,6 +338,7 @@ class ProducerStateManager:
                 )
                 if header.is_transactional and entry.current_txn_first_offset < 0:
                     entry.current_txn_first_offset = header.base_offset
+                    self._ongoing[producer_id] = header.base_offset
         self.map_end_offset = header.next_offset
 
     def remove_expired_producers(self, now_ms: int) -> int:
@@ -247,6 +356,8 @@ class ProducerStateManager:
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Forget everything and every snapshot (the log was emptied at ``offset``)."""
         self._producers.clear()
+        self._ongoing.clear()
+        self._unreplicated.clear()
         for snapshot_offset in self.snapshot_offsets():
             self._delete_snapshot(snapshot_offset)
         self.map_end_offset = offset
@@ -376,14 +487,29 @@ class ProducerStateManager:
             if snapshot_offset > offset:
                 self._delete_snapshot(snapshot_offset)
 
-    def load(self, log_start_offset: int, log_end_offset: int, now_ms: int) -> int:
+    def load(
+        self,
+        log_start_offset: int,
+        log_end_offset: int,
+        now_ms: int,
+        *,
+        max_snapshot_offset: int | None = None,
+    ) -> int:
         """Reset the table from the newest usable snapshot at or below ``log_end_offset``
-        (deleting newer and corrupt ones) and return the offset replay must start from."""
+        (deleting newer and corrupt ones) and return the offset replay must start from.
+
+        ``max_snapshot_offset`` ignores (without deleting) newer snapshots: after an unclean
+        shutdown the log replays everything past its recovery point, so that the aborted
+        transactions of that stretch get their txn index entries back."""
         self._producers.clear()
+        self._ongoing = {}
+        self._unreplicated = []
         for path in self.directory.glob(f"*{SNAPSHOT_SUFFIX}.tmp"):
             path.unlink(missing_ok=True)
         self.delete_snapshots_after(log_end_offset)
         for offset in reversed(self.snapshot_offsets()):
+            if max_snapshot_offset is not None and offset > max_snapshot_offset:
+                continue
             try:
                 producers = self.decode_snapshot(self._path(offset).read_bytes())
             except (OSError, CorruptSnapshotError):
@@ -391,13 +517,8 @@ class ProducerStateManager:
                 continue
             self._producers = producers
             self.remove_expired_producers(now_ms)
+            self._rebuild_ongoing()
             self.map_end_offset = max(offset, log_start_offset)
             return self.map_end_offset
         self.map_end_offset = log_start_offset
         return log_start_offset
-
-    def replay(self, headers: Iterator[BatchHeader]) -> None:
-        """Apply batches read back from the log, in order."""
-        for header in headers:
-            if header.next_offset > self.map_end_offset:
-                self.update(header)

@@ -1,10 +1,12 @@
-"""One log segment: a ``.log`` file of record batches plus its two sparse indexes.
+"""One log segment: a ``.log`` file of record batches plus its indexes.
 
 Files, named by the segment's base offset in 20 digits (Kafka's layout)::
 
     00000000000000368769.log        batches exactly as produced/fetched (v2, offsets assigned)
     00000000000000368769.index      relative offset → position, one entry per index.interval.bytes
     00000000000000368769.timeindex  max timestamp so far → relative offset
+    00000000000000368769.txnindex   aborted transactions whose ABORT marker is here (only
+                                    when there is one; see :mod:`moldau.log.txn_index`)
 
 The ``.log`` file is the only source of truth; both indexes can be rebuilt from it and are
 when missing or failing their sanity checks. The segment keeps one read/write descriptor for
@@ -37,6 +39,7 @@ from moldau.log.errors import CorruptIndexError, LogStorageError
 from moldau.log.index import INT32_MAX, OffsetIndex, TimeIndex
 from moldau.log.scan import find_batch, find_boundary, iter_headers, iter_valid_batches
 from moldau.log.slices import FileSlice, SegmentFile
+from moldau.log.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from moldau.protocol.record_batch import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -92,6 +95,9 @@ class LogSegment:
             base_offset,
             max_index_bytes,
         )
+        self.txn_index = TransactionIndex(
+            directory / segment_file_name(base_offset, TXN_INDEX_SUFFIX), base_offset
+        )
         self.size = 0
         self.next_offset = base_offset
         self.max_timestamp = -1
@@ -136,6 +142,7 @@ class LogSegment:
         )
         segment.offset_index.reset()
         segment.time_index.reset()
+        segment.txn_index.reset()
         return segment
 
     @classmethod
@@ -168,6 +175,7 @@ class LogSegment:
         segment.size = stat.st_size
         segment._flushed_size = stat.st_size
         segment.last_modified_ms = stat.st_mtime_ns // 1_000_000
+        segment.txn_index.load()
         if recover:
             segment.recover()
             return segment
@@ -448,6 +456,7 @@ class LogSegment:
         self._flushed_size = min(self._flushed_size, valid_end)
         self.offset_index.write_pending()
         self.time_index.write_pending()
+        self.txn_index.truncate_to(self.next_offset)
         return truncated
 
     def truncate_to(self, offset: int) -> int:
@@ -460,6 +469,7 @@ class LogSegment:
         removed = self.size - position
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         os.ftruncate(self.file.fd, position)
         self.size = position
         self._flushed_size = min(self._flushed_size, position)
@@ -480,13 +490,16 @@ class LogSegment:
         The log passes ``indexes=False`` for the active segment: after an unclean shutdown
         recovery validates the active segment batch by batch and rebuilds its indexes anyway,
         so syncing them on every group commit would only double the fsyncs of acks=all. Its
-        index entries are written and synced when it rolls or closes."""
+        index entries are written and synced when it rolls or closes. The txn index is
+        synced whenever it changed (an ABORT marker was written, which is rare): its entries
+        for markers below the recovery point are not rebuilt after a crash."""
         if self.file.closed:
             return
         size = self.size
         if size != self._flushed_size:
             os.fsync(self.file.fd)
             self._flushed_size = max(self._flushed_size, size)
+        self.txn_index.flush()
         if indexes:
             self.offset_index.flush()
             self.time_index.flush()
@@ -505,6 +518,7 @@ class LogSegment:
         the file keep reading it until they are dropped."""
         self.deleted = True
         renamed: list[Path] = []
+        self.txn_index.delete()
         for path in (self.path, self.offset_index.path, self.time_index.path):
             target = path.with_name(path.name + DELETED_SUFFIX)
             try:

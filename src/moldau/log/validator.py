@@ -16,11 +16,15 @@ baseOffset 0 (the broker assigns offsets)             INVALID_RECORD
 size > ``max.message.bytes``                          MESSAGE_TOO_LARGE
 CRC-32C                                               CORRUPT_MESSAGE
 control batch from a client                           INVALID_RECORD
-producer id without a base sequence                   INVALID_RECORD
+producer id without a base sequence (client)          INVALID_RECORD
 ``lastOffsetDelta != recordsCount - 1``, count ≤ 0    INVALID_RECORD
 CreateTime outside ``message.timestamp.before/after`` INVALID_TIMESTAMP
 compacted topic, record without a key                 INVALID_RECORD
 ====================================================  =================================
+
+Batches the broker writes itself (``AppendOrigin.COORDINATOR``: transaction markers, group
+offsets) may be control batches and carry base sequence -1, as in Kafka; control batches are
+never recompressed (a marker is one tiny record).
 
 Then the rewrites: a LogAppendTime topic stamps the batch with the broker's time (and
 re-seals the CRC); a CreateTime topic clears a LogAppendTime flag a client set; a topic whose
@@ -43,6 +47,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.log.config import LONG_MAX, LogConfig
 from moldau.log.errors import LogAppendError
+from moldau.log.origin import AppendOrigin
 from moldau.protocol.compression import CompressionError
 from moldau.protocol.record_batch import (
     CODEC_GZIP,
@@ -76,6 +81,7 @@ MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
 """Bound on a batch's decompressed records when the validator must read them: a guard
 against decompression bombs on compacted topics and recompression."""
 
+_CLIENT = AppendOrigin.CLIENT
 _ATTRIBUTES = struct.Struct(">h")
 _CRC = struct.Struct(">I")
 
@@ -121,7 +127,13 @@ class LogValidator:
         self._before_max_ms = config.message_timestamp_before_max_ms
         self._after_max_ms = config.message_timestamp_after_max_ms
 
-    def validate(self, records: bytes | bytearray | memoryview, *, now_ms: int) -> ValidatedBatch:
+    def validate(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        now_ms: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+    ) -> ValidatedBatch:
         """Check ``records`` (one Produce partition's bytes) and apply the rewrites above.
 
         ``records`` is patched in place when it is writable. Raises LogAppendError.
@@ -153,13 +165,14 @@ class LogValidator:
             )
         if compute_crc(buf, 0, size) != crc:
             raise _fail(ErrorCode.corrupt_message, "batch CRC mismatch")
-        if attributes & CONTROL_MASK:
-            raise _fail(ErrorCode.invalid_record, "clients may not write control records")
-        if producer_id >= 0 and base_sequence < 0:
-            raise _fail(
-                ErrorCode.invalid_record,
-                f"batch from producer {producer_id} has no base sequence",
-            )
+        if origin is _CLIENT:
+            if attributes & CONTROL_MASK:
+                raise _fail(ErrorCode.invalid_record, "clients may not write control records")
+            if producer_id >= 0 and base_sequence < 0:
+                raise _fail(
+                    ErrorCode.invalid_record,
+                    f"batch from producer {producer_id} has no base sequence",
+                )
         if records_count <= 0 or last_offset_delta != records_count - 1:
             raise _fail(
                 ErrorCode.invalid_record,
@@ -171,7 +184,11 @@ class LogValidator:
         if self._compact:
             self._check_keys(buf, header)
         target = self._target_codec
-        if target is not None and target != attributes & COMPRESSION_MASK:
+        if (
+            target is not None
+            and target != attributes & COMPRESSION_MASK
+            and not attributes & CONTROL_MASK
+        ):
             buf, header = self._recompress(buf, header, target)
         if log_append_time:
             set_log_append_time(buf, 0, header, now_ms)

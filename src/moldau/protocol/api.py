@@ -49,6 +49,7 @@ class ApiKey(enum.IntEnum):
     ADD_PARTITIONS_TO_TXN = 24
     ADD_OFFSETS_TO_TXN = 25
     END_TXN = 26
+    WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_ACLS = 29
     CREATE_ACLS = 30
@@ -63,6 +64,8 @@ class ApiKey(enum.IntEnum):
     OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
     CONSUMER_GROUP_HEARTBEAT = 68
     CONSUMER_GROUP_DESCRIBE = 69
 
@@ -116,6 +119,14 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.OFFSET_DELETE: VersionRange(0, 0, 0),
     ApiKey.CONSUMER_GROUP_HEARTBEAT: VersionRange(0, 1, 0),
     ApiKey.CONSUMER_GROUP_DESCRIBE: VersionRange(0, 1, 0),
+    ApiKey.ADD_PARTITIONS_TO_TXN: VersionRange(0, 3, 0),
+    ApiKey.ADD_OFFSETS_TO_TXN: VersionRange(0, 3, 0),
+    ApiKey.END_TXN: VersionRange(0, 3, 0),
+    ApiKey.WRITE_TXN_MARKERS: VersionRange(1, 1, 1),
+    ApiKey.TXN_OFFSET_COMMIT: VersionRange(0, 3, 0),
+    ApiKey.DESCRIBE_PRODUCERS: VersionRange(0, 0, 0),
+    ApiKey.DESCRIBE_TRANSACTIONS: VersionRange(0, 0, 0),
+    ApiKey.LIST_TRANSACTIONS: VersionRange(0, 1, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

@@ -40,4 +40,8 @@ def load_all() -> None:
         metadata,
         produce,
         producer_id,
+        txn,
+        txn_admin,
+        txn_offset_commit,
+        write_txn_markers,
     )

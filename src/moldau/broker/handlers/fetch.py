@@ -4,6 +4,13 @@ Sizes follow Kafka (KIP-74): ``partition_max_bytes`` caps each partition and ``m
 the response, except that the first batch of the first partition with data is returned
 whole even when larger, so a consumer can always make progress. Fetch sessions (KIP-227)
 are not kept: we always answer session id 0, which makes clients send full fetches.
+
+Isolation (v4+): read_uncommitted reads up to the high watermark; read_committed only up to
+the last stable offset, and answers the aborted transactions overlapping the returned
+batches so the consumer can drop their records (an empty list when there are none, None for
+read_uncommitted, as Kafka does). Every response carries the LSO. A read_committed long poll
+is woken by the partition's notification when a marker is appended, which is when the LSO
+moves.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make, millis
 
 LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
+READ_COMMITTED = 1
 
 
 def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
@@ -29,6 +37,7 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
     m = ctx.m
     image = broker.metadata.image
     remaining = max(int(request.max_bytes), 0)  # every served version (v4+) has max_bytes
+    read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
     total = 0
     first_data = True
     topics: list[Any] = []
@@ -62,19 +71,31 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
                 partitions.append(make(m.PartitionData, **fields))
                 continue
             high_watermark = log.high_watermark
+            last_stable_offset = log.last_stable_offset
             fields["high_watermark"] = high_watermark
-            fields["last_stable_offset"] = high_watermark
+            fields["last_stable_offset"] = last_stable_offset
             fields["log_start_offset"] = log.log_start_offset
             limit = min(int(fp.partition_max_bytes), remaining)
+            fetch_offset = int(fp.fetch_offset)
+            aborted: list[Any] = []
             try:
                 if limit > 0 or first_data:
                     data = log.read(
-                        int(fp.fetch_offset),
+                        fetch_offset,
                         max(limit, 0),
-                        max_offset=high_watermark,
+                        max_offset=last_stable_offset if read_committed else high_watermark,
                         min_one_message=first_data,
                     )
                     records = data.read_bytes() if data.size else b""
+                    if read_committed and data.size:
+                        aborted = [
+                            make(
+                                m.AbortedTransaction,
+                                producer_id=txn.producer_id,
+                                first_offset=txn.first_offset,
+                            )
+                            for txn in log.fetch_aborted_transactions(fetch_offset, data)
+                        ]
                 else:
                     records = b""
             except OffsetOutOfRangeError:
@@ -83,6 +104,8 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
                 continue
             fields["error_code"] = ErrorCode.none
             fields["records"] = records
+            if read_committed:
+                fields["aborted_transactions"] = tuple(aborted)
             if records:
                 first_data = False
                 total += len(records)

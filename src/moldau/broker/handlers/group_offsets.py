@@ -7,8 +7,9 @@ coordinator; the rest is the coordinator's (``moldau.coordinator.group.offsets``
 OffsetCommit's ``retention_time`` (v2-4) is ignored, as modern Kafka does for expiry: offsets
 live by ``offsets.retention.minutes``. OffsetFetch answers -1 for partitions without a
 commit; ``topics`` null (v2+) asks for every committed offset of the group, and v8+ asks for
-several groups at once. ``require_stable`` is answered as if every offset were stable,
-which holds until transactional offset commits exist.
+several groups at once. ``require_stable`` (v7+, KIP-447) makes partitions whose group has
+offsets pending in an open transaction answer UNSTABLE_OFFSET_COMMIT, which the consumer
+retries until the transaction ends; without it, such offsets are simply not visible yet.
 """
 
 from __future__ import annotations
@@ -118,11 +119,12 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.OFFSET_FETCH)
 async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
     runtime = ctx.broker.group_coordinator
+    require_stable = bool(getattr(request, "require_stable", False))
     if ctx.version >= 8:
         groups = []
         for group in request.groups:
             wanted = _wanted(group.topics)
-            result = runtime.fetch_offsets(group.group_id, wanted)
+            result = runtime.fetch_offsets(group.group_id, wanted, require_stable=require_stable)
             groups.append(
                 ctx.make(
                     "OffsetFetchResponseGroup",
@@ -133,7 +135,7 @@ async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
             )
         return ctx.response(throttle_time=0, groups=tuple(groups))
     wanted = _wanted(request.topics)
-    result = runtime.fetch_offsets(request.group_id, wanted)
+    result = runtime.fetch_offsets(request.group_id, wanted, require_stable=require_stable)
     if result.error is not ErrorCode.none and ctx.version < 2 and wanted is not None:
         # v1 has no request-level error: every partition carries it.
         result = OffsetFetchResult(

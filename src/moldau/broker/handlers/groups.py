@@ -96,7 +96,9 @@ def _coordinator_for(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int
         host, port = broker.advertised
         return ErrorCode.none, broker.node_id, host, port
     if key_type == TRANSACTION_KEY_TYPE:
-        return ErrorCode.coordinator_not_available, -1, "", -1
+        broker.ensure_transaction_state_topic()
+        host, port = broker.advertised
+        return ErrorCode.none, broker.node_id, host, port
     return ErrorCode.invalid_request, -1, "", -1
 
 

@@ -1,8 +1,10 @@
 """ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
 
 By timestamp: the first offset whose timestamp is at least the target; (-1, -1) when there
-is none, as Kafka answers. Latest is the high watermark (equal to the last stable offset
-until transactions exist).
+is none, as Kafka answers. Isolation (v2+) picks the *last fetchable offset*: the high
+watermark for read_uncommitted, the last stable offset for read_committed. Latest is that
+offset; a lookup by timestamp or max timestamp that lands at or past it answers (-1, -1), as
+Kafka's ``Partition.fetchOffsetForTimestamp`` does; earliest is never filtered.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
+READ_COMMITTED = 1
 
 
 @handles(ApiKey.LIST_OFFSETS)
 async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     m = ctx.m
+    read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
     topics: list[Any] = []
     for req_topic in request.topics:
         partitions: list[Any] = []
@@ -45,18 +49,20 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
                 fields["leader_epoch"] = -1
             else:
                 target = int(req_part.timestamp)
+                fetchable = log.last_stable_offset if read_committed else log.high_watermark
+                found: tuple[int, int] | None = None
                 if target == LATEST:
-                    fields["offset"] = log.high_watermark
+                    fields["offset"] = fetchable
                 elif target == EARLIEST:
                     fields["offset"] = log.log_start_offset
                 elif target == MAX_TIMESTAMP:
-                    fields["offset"], fields["timestamp"] = log.max_timestamp_offset()
+                    found = log.max_timestamp_offset()
                 elif target < 0:
                     fields["error_code"] = ErrorCode.invalid_request
                 else:
                     found = log.offset_for_timestamp(target)
-                    if found is not None:
-                        fields["offset"], fields["timestamp"] = found
+                if found is not None and found[0] < fetchable:
+                    fields["offset"], fields["timestamp"] = found
             partitions.append(make(m.ListOffsetsPartitionResponse, **fields))
         topics.append(
             make(m.ListOffsetsTopicResponse, name=req_topic.name, partitions=tuple(partitions))

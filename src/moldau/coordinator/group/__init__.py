@@ -16,12 +16,15 @@ Layers, from the wire inwards:
   :mod:`.consumer_persistence` (their ``__consumer_offsets`` records).
 - :mod:`.records` — Kafka's ``__consumer_offsets`` record formats; :mod:`.partitioner` —
   which partition holds a group; :mod:`.messages` — version-free requests and answers;
-  :mod:`.results` — the coordinator/runtime contract.
+  :mod:`.results` — the coordinator/runtime contract; :mod:`.txn_offsets` — offsets pending
+  in open transactions (TxnOffsetCommit) until their COMMIT/ABORT marker.
 """
 
 from moldau.coordinator.group.config import GroupCoordinatorConfig
 from moldau.coordinator.group.coordinator import GroupCoordinator
+from moldau.coordinator.group.messages import TxnOffsetCommitRequest
 from moldau.coordinator.group.partitioner import partition_for
+from moldau.coordinator.group.results import TxnProducer
 from moldau.coordinator.group.runtime import (
     AppendFn,
     CoordinatorWriteError,
@@ -39,5 +42,7 @@ __all__ = [
     "GroupCoordinatorConfig",
     "GroupCoordinatorRuntime",
     "GroupState",
+    "TxnOffsetCommitRequest",
+    "TxnProducer",
     "partition_for",
 ]

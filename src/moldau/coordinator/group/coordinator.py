@@ -16,6 +16,9 @@ State lives in two places, both rebuilt by :meth:`replay` when the partition is 
   it (``replay=False``), as in Kafka's coordinator: a restart brings back every group in the
   state of its last completed generation, as STABLE (or EMPTY), and sessions start afresh.
 - committed offsets (``offsets``): changed only by replaying ``OffsetCommit`` records.
+  Records of a transactional batch (TxnOffsetCommit) replay as offsets *pending* in the
+  producer's transaction; :meth:`complete_transaction` — the transaction's COMMIT or ABORT
+  marker on this partition, written or read back — commits or drops them.
 
 Who calls it: the runtime, one operation at a time; nothing here is thread-safe or async.
 """
@@ -40,6 +43,7 @@ from moldau.coordinator.group.consumer_records import ConsumerGroupKey
 from moldau.coordinator.group.group import ClassicGroup
 from moldau.coordinator.group.membership import ClassicGroupManager
 from moldau.coordinator.group.messages import (
+    NO_PRODUCER_ID,
     DescribedGroup,
     HeartbeatRequest,
     JoinGroupRequest,
@@ -54,6 +58,7 @@ from moldau.coordinator.group.messages import (
     SyncGroupRequest,
     SyncGroupResult,
     TopicPartition,
+    TxnOffsetCommitRequest,
 )
 from moldau.coordinator.group.offsets import CommitAnswer, OffsetManager
 from moldau.coordinator.group.records import (
@@ -174,10 +179,62 @@ class GroupCoordinator:
             )
         return self.offsets.commit_offsets(request, now_ms)
 
+    def commit_transactional_offsets(
+        self, request: TxnOffsetCommitRequest, now_ms: int
+    ) -> CoordinatorResult[CommitAnswer]:
+        """TxnOffsetCommit: offsets pending in the producer's transaction once written.
+
+        A consumer (KIP-848) group checks the member and its epoch when any of them is
+        given; a stale epoch answers ILLEGAL_GENERATION, the error transactional producers
+        understand (Kafka's ``validateTransactionalOffsetCommit``). Classic groups and
+        groups that do not exist are the offset manager's.
+        """
+        if not request.group_id:
+            return CoordinatorResult(
+                response=tuple(
+                    ((p.topic, p.partition), ErrorCode.invalid_group_id) for p in request.offsets
+                )
+            )
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None and (consumer_group.members or request.member_id):
+            given = (
+                request.generation_id >= 0
+                or request.member_id
+                or request.group_instance_id is not None
+            )
+            admin = request.generation_id < 0 and not consumer_group.members
+            if given and not admin:
+                error = self.consumer.validate_offset_commit(
+                    consumer_group,
+                    OffsetCommitRequest(
+                        request.group_id,
+                        request.generation_id,
+                        request.member_id,
+                        request.group_instance_id,
+                        request.offsets,
+                    ),
+                )
+                if error is ErrorCode.stale_member_epoch:
+                    error = ErrorCode.illegal_generation
+                if error is not ErrorCode.none:
+                    return CoordinatorResult(
+                        response=tuple(((p.topic, p.partition), error) for p in request.offsets)
+                    )
+            return self.offsets.transactional_result(request, now_ms)
+        return self.offsets.commit_transactional_offsets(request, now_ms)
+
+    def complete_transaction(self, producer_id: int, commit: bool) -> None:
+        """The producer's COMMIT (or ABORT) marker is on this shard's partition."""
+        self.offsets.replay_end_transaction(producer_id, commit)
+
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None
+        self,
+        group_id: str,
+        partitions: Iterable[TopicPartition] | None,
+        *,
+        require_stable: bool = False,
     ) -> OffsetFetchResult:
-        return self.offsets.fetch_offsets(group_id, partitions)
+        return self.offsets.fetch_offsets(group_id, partitions, require_stable=require_stable)
 
     def delete_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition]
@@ -248,7 +305,11 @@ class GroupCoordinator:
         """Expire old offsets; delete empty groups that have none left (periodic task)."""
         records: list[CoordinatorRecord] = []
         for group_id, consumer_group in list(self.consumer_groups.items()):
-            if not consumer_group.members and not self.offsets.has_offsets(group_id):
+            if (
+                not consumer_group.members
+                and not self.offsets.has_offsets(group_id)
+                and not self.offsets.pending.has_group(group_id)
+            ):
                 records.extend(self.consumer.delete_group(group_id))
         for group_id, group in list(self.groups.items()):
             active = self.consumer_groups.get(group_id)
@@ -263,12 +324,13 @@ class GroupCoordinator:
 
     # -- replay and loading --------------------------------------------------------------
 
-    def replay(self, record: CoordinatorRecord) -> None:
-        """Apply one record of this shard's partition (just written, or read back)."""
+    def replay(self, record: CoordinatorRecord, producer_id: int = NO_PRODUCER_ID) -> None:
+        """Apply one record of this shard's partition (just written, or read back);
+        ``producer_id`` is its batch's producer when the batch is transactional."""
         key, value = record.key, record.value
         if isinstance(key, OffsetCommitKey):
             assert value is None or isinstance(value, OffsetCommitValue)
-            self.offsets.replay(key, value)
+            self.offsets.replay(key, value, producer_id)
         elif isinstance(key, ConsumerGroupKey):
             assert not isinstance(value, OffsetCommitValue | GroupMetadataValue)
             self.consumer.replay(key, value)
@@ -282,10 +344,12 @@ class GroupCoordinator:
     def on_loaded(self, now_ms: int) -> CoordinatorResult[None]:
         """The partition is replayed: start the timers of loaded members."""
         log.info(
-            "loaded %d classic groups, %d consumer groups and %d offsets",
+            "loaded %d classic groups, %d consumer groups, %d offsets and %d offsets of "
+            "open transactions",
             len(self.groups),
             len(self.consumer_groups),
             self.offsets.num_offsets(),
+            len(self.offsets.pending),
         )
         self.consumer.on_loaded()
         return self.membership.on_loaded(now_ms)

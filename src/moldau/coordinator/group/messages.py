@@ -16,6 +16,7 @@ NO_GENERATION = -1
 UNKNOWN_MEMBER_ID = ""
 NO_OFFSET = -1
 NO_LEADER_EPOCH = -1
+NO_PRODUCER_ID = -1
 
 Protocol = tuple[str, bytes]
 """A protocol a member supports: name (e.g. "range") and its opaque metadata."""
@@ -108,6 +109,24 @@ class OffsetCommitRequest:
     member_id: str
     group_instance_id: str | None
     offsets: tuple[PartitionOffset, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TxnOffsetCommitRequest:
+    """TxnOffsetCommit: offsets committed inside ``transactional_id``'s transaction.
+
+    ``generation_id``, ``member_id`` and ``group_instance_id`` exist from v3 (KIP-447) and
+    are validated only when given: older producers send none of them.
+    """
+
+    group_id: str
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    generation_id: int = NO_GENERATION
+    member_id: str = UNKNOWN_MEMBER_ID
+    group_instance_id: str | None = None
+    offsets: tuple[PartitionOffset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

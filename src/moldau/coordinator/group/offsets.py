@@ -23,6 +23,19 @@ Rules (Kafka's):
 - OffsetDelete refuses a group with members unless it is a consumer group, and then only
   for topics none of them subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
 
+Transactional offset commits (TxnOffsetCommit) follow the same store with Kafka's
+differences: the member, generation and instance id are checked only when given (older
+producers send none), a rebalance in progress is no obstacle, and a group that does not
+exist is created (as a simple group) only for generation -1, else ILLEGAL_GENERATION. Their
+records are one transactional batch of the producer and replay into
+:class:`~.txn_offsets.PendingTxnOffsets`; the transaction's marker moves them here or drops
+them. When both kinds of commit meet on a partition, the one written *later* in the log
+wins, whatever order the transaction ended in: each replayed offset carries its position
+in replay order (``record_sequence``, which follows the log order as Kafka's record offset
+does), and a committing transaction replaces only older offsets. Pending offsets keep their
+partition from expiring and their group from being deleted by retention; OffsetDelete and
+DeleteGroups tombstone them too.
+
 Unknown topics and partitions are refused by the broker before the coordinator sees them
 (UNKNOWN_TOPIC_OR_PARTITION), as Kafka's request layer does.
 """
@@ -30,7 +43,7 @@ Unknown topics and partitions are refused by the broker before the coordinator s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kio.schema.errors import ErrorCode
 
@@ -38,11 +51,14 @@ from moldau.coordinator.group.config import GroupCoordinatorConfig
 from moldau.coordinator.group.group import ClassicGroup
 from moldau.coordinator.group.membership import ClassicGroupManager
 from moldau.coordinator.group.messages import (
+    NO_PRODUCER_ID,
     FetchedOffset,
     OffsetCommitRequest,
     OffsetDeleteResult,
     OffsetFetchResult,
+    PartitionOffset,
     TopicPartition,
+    TxnOffsetCommitRequest,
 )
 from moldau.coordinator.group.records import (
     CoordinatorRecord,
@@ -50,8 +66,9 @@ from moldau.coordinator.group.records import (
     OffsetCommitValue,
     offset_commit_record,
 )
-from moldau.coordinator.group.results import CoordinatorResult, GroupError
+from moldau.coordinator.group.results import CoordinatorResult, GroupError, TxnProducer
 from moldau.coordinator.group.state import GroupState
+from moldau.coordinator.group.txn_offsets import PendingTxnOffsets
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +78,19 @@ class OffsetAndMetadata:
     metadata: str
     commit_timestamp_ms: int
     expire_timestamp_ms: int = -1
+    record_sequence: int = field(default=-1, compare=False)
+    """Where the record stands in this shard's replay order (= log order); decides between
+    a committing transaction's offset and a plain commit. Not part of the offset's value."""
 
     @classmethod
-    def from_record(cls, value: OffsetCommitValue) -> OffsetAndMetadata:
+    def from_record(cls, value: OffsetCommitValue, record_sequence: int = -1) -> OffsetAndMetadata:
         return cls(
             value.offset,
             value.leader_epoch,
             value.metadata,
             value.commit_timestamp_ms,
             value.expire_timestamp_ms,
+            record_sequence,
         )
 
 
@@ -91,6 +112,8 @@ class OffsetManager:
         self.membership = membership
         self.config = config
         self.offsets: dict[str, TopicOffsets] = {}
+        self.pending = PendingTxnOffsets()
+        self._record_sequence = 0
 
     # -- reading -------------------------------------------------------------------------
 
@@ -98,6 +121,7 @@ class OffsetManager:
         return self.offsets.get(group_id, {}).get(topic, {}).get(partition)
 
     def has_offsets(self, group_id: str) -> bool:
+        """True if ``group_id`` has committed offsets (pending ones do not count)."""
         return bool(self.offsets.get(group_id))
 
     def num_offsets(self) -> int:
@@ -128,10 +152,17 @@ class OffsetManager:
             and group.has_member(request.member_id)
         ):
             self.membership.reschedule_heartbeat(group, group.member(request.member_id))
+        records, answers = self._commit_records(request.group_id, request.offsets, now_ms)
+        return CoordinatorResult(records, response=answers)
+
+    def _commit_records(
+        self, group_id: str, offsets: Iterable[PartitionOffset], now_ms: int
+    ) -> tuple[list[CoordinatorRecord], CommitAnswer]:
+        """A record per offset, except OFFSET_METADATA_TOO_LARGE ones; the answers."""
         answers: list[tuple[TopicPartition, ErrorCode]] = []
         records: list[CoordinatorRecord] = []
         max_bytes = self.config.offset_metadata_max_bytes
-        for p in request.offsets:
+        for p in offsets:
             metadata = p.metadata or ""
             if len(metadata) > max_bytes:
                 answers.append(((p.topic, p.partition), ErrorCode.offset_metadata_too_large))
@@ -143,27 +174,69 @@ class OffsetManager:
                 commit_timestamp_ms=now_ms,
                 leader_epoch=p.leader_epoch,
             )
-            records.append(offset_commit_record(request.group_id, p.topic, p.partition, value))
-        return CoordinatorResult(records, response=tuple(answers))
+            records.append(offset_commit_record(group_id, p.topic, p.partition, value))
+        return records, tuple(answers)
+
+    # -- TxnOffsetCommit -----------------------------------------------------------------
+
+    def commit_transactional_offsets(
+        self, request: TxnOffsetCommitRequest, now_ms: int
+    ) -> CoordinatorResult[CommitAnswer]:
+        """Validate against a classic group (or none) and write the offsets as one
+        transactional batch of the producer; see the module docstring for the rules."""
+        group = self.groups.get(request.group_id)
+        try:
+            if group is None:
+                if request.generation_id >= 0:
+                    raise GroupError(ErrorCode.illegal_generation)
+            else:
+                _validate_txn_offset_commit(group, request)
+        except GroupError as exc:
+            return CoordinatorResult(
+                response=tuple(((p.topic, p.partition), exc.error) for p in request.offsets)
+            )
+        return self.transactional_result(request, now_ms)
+
+    def transactional_result(
+        self, request: TxnOffsetCommitRequest, now_ms: int
+    ) -> CoordinatorResult[CommitAnswer]:
+        """The records and answers of an already validated TxnOffsetCommit."""
+        records, answers = self._commit_records(request.group_id, request.offsets, now_ms)
+        producer = TxnProducer(request.producer_id, request.producer_epoch)
+        return CoordinatorResult(records, response=answers, producer=producer)
 
     # -- OffsetFetch ---------------------------------------------------------------------
 
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None
+        self,
+        group_id: str,
+        partitions: Iterable[TopicPartition] | None,
+        *,
+        require_stable: bool = False,
     ) -> OffsetFetchResult:
         """Committed offsets of ``partitions`` (-1 where none), or all of them for None.
 
         A group that does not exist is not an error: every partition answers -1, and the
-        all-partitions form answers nothing.
+        all-partitions form answers nothing. Offsets of open transactions never show;
+        with ``require_stable`` a partition that has some answers UNSTABLE_OFFSET_COMMIT
+        instead (the consumer retries until the transaction ends), as in Kafka — in the
+        all-partitions form only for partitions that also have a committed offset.
         """
         group = self.groups.get(group_id)
         known = group is not None and group.state is not GroupState.DEAD
         by_topic = self.offsets.get(group_id, {}) if known else {}
+        check_pending = require_stable and known and self.pending.has_group(group_id)
+
+        def answer(topic: str, partition: int, om: OffsetAndMetadata | None) -> FetchedOffset:
+            if check_pending and self.pending.is_pending(group_id, topic, partition):
+                return FetchedOffset(topic, partition, error=ErrorCode.unstable_offset_commit)
+            return _fetched(topic, partition, om)
+
         if partitions is None:
             return OffsetFetchResult(
                 ErrorCode.none,
                 tuple(
-                    _fetched(topic, partition, om)
+                    answer(topic, partition, om)
                     for topic, by_partition in by_topic.items()
                     for partition, om in by_partition.items()
                 ),
@@ -171,7 +244,7 @@ class OffsetManager:
         return OffsetFetchResult(
             ErrorCode.none,
             tuple(
-                _fetched(topic, partition, by_topic.get(topic, {}).get(partition))
+                answer(topic, partition, by_topic.get(topic, {}).get(partition))
                 for topic, partition in partitions
             ),
         )
@@ -198,17 +271,24 @@ class OffsetManager:
                 answers.append(((topic, partition), ErrorCode.group_subscribed_to_topic))
                 continue
             answers.append(((topic, partition), ErrorCode.none))
-            if self.committed(group_id, topic, partition) is not None:
+            if self.committed(group_id, topic, partition) is not None or self.pending.is_pending(
+                group_id, topic, partition
+            ):
                 records.append(offset_commit_record(group_id, topic, partition, None))
         return CoordinatorResult(
             records, response=OffsetDeleteResult(ErrorCode.none, tuple(answers))
         )
 
     def delete_all_offsets(self, group_id: str, records: list[CoordinatorRecord]) -> int:
-        """Append a tombstone for every offset of ``group_id``; returns how many."""
+        """Append a tombstone for every offset of ``group_id``, committed or pending in an
+        open transaction (one per partition); returns how many."""
         count = 0
         for topic, by_partition in self.offsets.get(group_id, {}).items():
             for partition in by_partition:
+                records.append(offset_commit_record(group_id, topic, partition, None))
+                count += 1
+        for topic, partition in self.pending.partitions(group_id):
+            if self.committed(group_id, topic, partition) is None:
                 records.append(offset_commit_record(group_id, topic, partition, None))
                 count += 1
         return count
@@ -218,10 +298,14 @@ class OffsetManager:
     def cleanup_expired_offsets(
         self, group_id: str, now_ms: int, records: list[CoordinatorRecord]
     ) -> bool:
-        """Tombstone ``group_id``'s expired offsets; True if it has none left afterwards."""
+        """Tombstone ``group_id``'s expired offsets; True if it has none left afterwards.
+
+        A partition with an offset pending in an open transaction does not expire, and a
+        group with pending offsets always has some left: the transaction may still commit.
+        """
         by_topic = self.offsets.get(group_id)
         if not by_topic:
-            return True
+            return not self.pending.has_group(group_id)
         group = self.groups.get(group_id)
         if group is None:
             return False
@@ -235,22 +319,36 @@ class OffsetManager:
                 all_expired = False
                 continue
             for partition, om in by_partition.items():
-                if now_ms - base(om) >= retention_ms:
+                if now_ms - base(om) >= retention_ms and not self.pending.is_pending(
+                    group_id, topic, partition
+                ):
                     records.append(offset_commit_record(group_id, topic, partition, None))
                 else:
                     all_expired = False
-        return all_expired
+        return all_expired and not self.pending.has_group(group_id)
 
     # -- replay --------------------------------------------------------------------------
 
-    def replay(self, key: OffsetCommitKey, value: OffsetCommitValue | None) -> None:
+    def replay(
+        self,
+        key: OffsetCommitKey,
+        value: OffsetCommitValue | None,
+        producer_id: int = NO_PRODUCER_ID,
+    ) -> None:
+        """Apply one offset record; ``producer_id`` is its batch's when the batch is
+        transactional (the offset is then pending in that producer's transaction)."""
         group_id, topic, partition = key.group, key.topic, key.partition
         if value is not None:
             if group_id not in self.groups:
                 self.groups[group_id] = ClassicGroup(group_id)  # a simple group
-            topics = self.offsets.setdefault(group_id, {})
-            topics.setdefault(topic, {})[partition] = OffsetAndMetadata.from_record(value)
+            self._record_sequence += 1
+            om = OffsetAndMetadata.from_record(value, self._record_sequence)
+            if producer_id != NO_PRODUCER_ID:
+                self.pending.add(producer_id, group_id, topic, partition, om)
+                return
+            self._store(group_id, topic, partition, om)
             return
+        self.pending.discard(group_id, topic, partition)
         by_topic = self.offsets.get(group_id)
         if by_topic is None:
             return
@@ -262,6 +360,38 @@ class OffsetManager:
             del by_topic[topic]
         if not by_topic:
             del self.offsets[group_id]
+
+    def replay_end_transaction(self, producer_id: int, commit: bool) -> None:
+        """The producer's transaction ended here (its marker was written or read back):
+        its pending offsets become committed — each unless a later-written commit of the
+        same partition is there already — or are dropped."""
+        ended = self.pending.complete(producer_id)
+        if not commit:
+            return
+        for (group_id, topic, partition), om in ended.items():
+            current = self.committed(group_id, topic, partition)
+            if current is not None and current.record_sequence > om.record_sequence:
+                continue
+            if group_id not in self.groups:
+                self.groups[group_id] = ClassicGroup(group_id)
+            self._store(group_id, topic, partition, om)
+
+    def _store(self, group_id: str, topic: str, partition: int, om: OffsetAndMetadata) -> None:
+        self.offsets.setdefault(group_id, {}).setdefault(topic, {})[partition] = om
+
+
+def _validate_txn_offset_commit(group: ClassicGroup, request: TxnOffsetCommitRequest) -> None:
+    """Kafka's ``ClassicGroup.validateOffsetCommit`` for a transactional commit: like a plain
+    commit, but without member id and generation (TxnOffsetCommit < v3) any state is fine,
+    and COMPLETING_REBALANCE is no reason to refuse."""
+    if group.state is GroupState.DEAD:
+        raise GroupError(ErrorCode.coordinator_not_available)
+    if request.generation_id < 0 and group.state is GroupState.EMPTY:
+        return
+    if request.generation_id >= 0 or request.member_id or request.group_instance_id is not None:
+        group.validate_member(request.member_id, request.group_instance_id)
+        if request.generation_id != group.generation_id:
+            raise GroupError(ErrorCode.illegal_generation)
 
 
 def _fetched(topic: str, partition: int, om: OffsetAndMetadata | None) -> FetchedOffset:

@@ -17,13 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from kio.schema.errors import ErrorCode
 
 from moldau.coordinator.group.records import CoordinatorRecord
 
 T = TypeVar("T")
+
+
+class TxnProducer(NamedTuple):
+    """The transactional producer a result's records are written for (TxnOffsetCommit).
+
+    Its records go in one transactional batch carrying this producer id and epoch, so the
+    log fences a stale epoch and the COMMIT/ABORT marker that ends the transaction decides
+    whether they count.
+    """
+
+    producer_id: int
+    producer_epoch: int
 
 
 class GroupError(Exception):
@@ -94,12 +106,15 @@ class CoordinatorResult(Generic[T]):
     the group after a restart, as in Kafka (``CoordinatorResult.replayRecords=false``).
     ``response`` is released when the records are durable. ``on_written`` may return a
     follow-up result (e.g. a rebalance after a failed write), applied like any other.
+    ``producer`` set makes the records one transactional batch of that producer; replayed,
+    they are pending offsets of its transaction until the marker that ends it.
     """
 
     records: list[CoordinatorRecord] = field(default_factory=list)
     response: T | None = None
     on_written: WriteCallback | None = None
     replay: bool = True
+    producer: TxnProducer | None = None
 
     @staticmethod
     def empty() -> CoordinatorResult[None]:

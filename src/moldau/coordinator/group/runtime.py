@@ -7,8 +7,10 @@ them. For every operation it:
 1. calls the shard synchronously (on the loop thread, so operations never interleave and a
    connection's requests take effect in the order they arrived);
 2. appends the result's records through the injected ``append`` callable — *synchronously*:
-   ``append(partition, records)`` writes the batch before returning and returns an awaitable
-   that resolves once the batch is durable (raising means nothing was written);
+   ``append(partition, records, producer)`` writes the batch before returning and returns an
+   awaitable that resolves once the batch is durable (raising means nothing was written).
+   ``producer`` is None except for TxnOffsetCommit, whose records are one transactional
+   batch of that producer (a stale epoch fails the append: INVALID_PRODUCER_EPOCH);
 3. replays the records into the shard right away when the result asks for it, so the next
    operation sees them (a read may thus see a commit a little before its fsync completes;
    the committer itself is answered only after it);
@@ -16,6 +18,13 @@ them. For every operation it:
 
 A failed append becomes :class:`CoordinatorWriteError` carrying the error code Kafka answers
 with (``appendGroupMetadataErrorToResponseError``); the handler turns it into the response.
+
+Transactions: the broker calls :meth:`~GroupCoordinatorRuntime.complete_transaction` right
+after it appended a COMMIT/ABORT marker to a ``__consumer_offsets`` partition, and the shard
+commits or drops that producer's pending offsets. Loading does the same from the log: records
+of a transactional batch replay as pending offsets of the batch's producer, and a control
+batch's marker completes them, so a restart in the middle of a transaction comes back with
+the same pending offsets and a later marker still completes them.
 
 Timers are ``loop.call_later`` handles, one table per shard, keyed as the coordinator asks;
 a fired timer's operation is applied like a request. Loading replays a partition's log from
@@ -30,6 +39,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -58,6 +68,7 @@ from moldau.coordinator.group.messages import (
     SyncGroupRequest,
     SyncGroupResult,
     TopicPartition,
+    TxnOffsetCommitRequest,
 )
 from moldau.coordinator.group.offsets import CommitAnswer
 from moldau.coordinator.group.partitioner import partition_for
@@ -66,20 +77,24 @@ from moldau.coordinator.group.results import (
     Completion,
     CoordinatorResult,
     TimerOperation,
+    TxnProducer,
     WriteCallback,
 )
 from moldau.log.log import PartitionLog
-from moldau.protocol.record_batch import iter_batches
-from moldau.protocol.records import NewRecord, decode_records
+from moldau.protocol.record_batch import NO_PRODUCER_ID, BatchHeader, iter_batches
+from moldau.protocol.records import CONTROL_ABORT, CONTROL_COMMIT, NewRecord, decode_records
 
 log = logging.getLogger("moldau.coordinator.group")
 
 T = TypeVar("T")
 
-AppendFn = Callable[[int, Sequence[NewRecord]], Awaitable[None]]
-"""``append(partition, records)``: write one batch now; await the result for durability."""
+AppendFn = Callable[[int, Sequence[NewRecord], TxnProducer | None], Awaitable[None]]
+"""``append(partition, records, producer)``: write one batch now — a transactional batch of
+``producer`` when given — and await the result for durability."""
 
 LOAD_READ_BYTES = 1 << 20
+
+_CONTROL_KEY = struct.Struct(">hh")  # version, type
 
 _WRITE_ERROR_MAP = {
     ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
@@ -168,6 +183,9 @@ class Shard:
         self.status = ShardStatus.LOADING
         self.timer = _LoopTimer(runtime, self)
         self.coordinator = GroupCoordinator(self.timer, config)
+        self.early_markers: list[tuple[int, bool]] = []
+        """Markers the broker reported while the shard was loading; applied after the
+        replay (which may have seen them already: completing twice is harmless)."""
 
 
 class GroupCoordinatorRuntime:
@@ -249,7 +267,9 @@ class GroupCoordinatorRuntime:
             for position, header in iter_batches(data):
                 offset = header.next_offset
                 if header.is_control:
+                    _replay_marker(coordinator, log_.name, data, position, header)
                     continue
+                producer_id = header.producer_id if header.is_transactional else NO_PRODUCER_ID
                 for record in decode_records(data, position, header, contiguous_offsets=False):
                     try:
                         decoded = decode_record(record.key, record.value)
@@ -260,10 +280,13 @@ class GroupCoordinatorRuntime:
                     if decoded is None:
                         skipped += 1
                         continue
-                    coordinator.replay(decoded)
+                    coordinator.replay(decoded, producer_id)
                     records += 1
         if shard.status is not ShardStatus.LOADING:
             return
+        for producer_id, commit in shard.early_markers:
+            coordinator.complete_transaction(producer_id, commit)
+        shard.early_markers.clear()
         shard.status = ShardStatus.ACTIVE
         log.info("%s: replayed %d records (%d skipped)", log_.name, records, skipped)
         self._track(self._apply(shard, coordinator.on_loaded(self._clock())))
@@ -338,13 +361,56 @@ class GroupCoordinatorRuntime:
             return self._done(tuple(((p.topic, p.partition), error) for p in request.offsets))
         return self._run(request.group_id, lambda c, now: c.commit_offsets(request, now))
 
+    def commit_transactional_offsets(
+        self, request: TxnOffsetCommitRequest
+    ) -> asyncio.Future[CommitAnswer]:
+        """TxnOffsetCommit: per-partition answers once the transactional batch is durable.
+
+        A failed write raises :class:`CoordinatorWriteError` (INVALID_PRODUCER_EPOCH for a
+        fenced epoch, NOT_COORDINATOR, ...), as for plain commits.
+        """
+        if not request.group_id:
+            return self._done(
+                tuple(((p.topic, p.partition), ErrorCode.invalid_group_id) for p in request.offsets)
+            )
+        error = self.status_error(request.group_id)
+        if error is not None:
+            return self._done(tuple(((p.topic, p.partition), error) for p in request.offsets))
+        return self._run(
+            request.group_id, lambda c, now: c.commit_transactional_offsets(request, now)
+        )
+
+    def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A COMMIT (``commit``) or ABORT marker of ``producer_id`` was just appended to
+        ``__consumer_offsets-<partition>``: commit or drop that producer's pending offsets.
+
+        A shard still loading notes it for after the replay (the replay may stop short of a
+        marker written meanwhile); a partition this broker does not coordinate is ignored —
+        whoever loads it will read the marker from the log.
+        """
+        shard = self._shards.get(partition)
+        if shard is None or shard.status is ShardStatus.CLOSED:
+            return
+        if shard.status is ShardStatus.LOADING:
+            shard.early_markers.append((producer_id, commit))
+            return
+        shard.coordinator.complete_transaction(producer_id, commit)
+
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None
+        self,
+        group_id: str,
+        partitions: Iterable[TopicPartition] | None,
+        *,
+        require_stable: bool = False,
     ) -> OffsetFetchResult:
+        """Committed offsets; with ``require_stable`` partitions with offsets pending in an
+        open transaction answer UNSTABLE_OFFSET_COMMIT."""
         error = self.status_error(group_id)
         if error is not None:
             return OffsetFetchResult(error)
-        return self._coordinator(group_id).fetch_offsets(group_id, partitions)
+        return self._coordinator(group_id).fetch_offsets(
+            group_id, partitions, require_stable=require_stable
+        )
 
     def delete_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition]
@@ -465,7 +531,9 @@ class GroupCoordinatorRuntime:
             future.set_result(result.response)
             return future
         try:
-            durable = self._append(shard.partition, [to_new_record(r) for r in result.records])
+            durable = self._append(
+                shard.partition, [to_new_record(r) for r in result.records], result.producer
+            )
         except Exception as exc:
             log.warning("__consumer_offsets-%d: append failed: %s", shard.partition, exc)
             if result.on_written is not None:
@@ -474,8 +542,9 @@ class GroupCoordinatorRuntime:
             failed.set_exception(CoordinatorWriteError(write_error_code(exc), exc))
             return failed
         if result.replay:
+            producer_id = NO_PRODUCER_ID if result.producer is None else result.producer.producer_id
             for record in result.records:
-                shard.coordinator.replay(record)
+                shard.coordinator.replay(record, producer_id)
         return asyncio.ensure_future(self._finish(shard, result, durable))
 
     async def _finish(
@@ -530,6 +599,20 @@ class GroupCoordinatorRuntime:
                 await self.run_retention()
             except Exception:
                 log.exception("offset retention pass failed")
+
+
+def _replay_marker(
+    coordinator: GroupCoordinator, name: str, data: bytes, position: int, header: BatchHeader
+) -> None:
+    """Complete the transaction a control batch read back from the log ends."""
+    for record in decode_records(data, position, header, contiguous_offsets=False):
+        key = record.key
+        if key is None or len(key) < _CONTROL_KEY.size:
+            log.warning("%s: skipping a control record without a valid key", name)
+            continue
+        _version, kind = _CONTROL_KEY.unpack_from(key)
+        if kind in (CONTROL_COMMIT, CONTROL_ABORT):
+            coordinator.complete_transaction(header.producer_id, kind == CONTROL_COMMIT)
 
 
 def _read_chunk(log_: PartitionLog, offset: int) -> bytes:
