@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kio.schema.errors import ErrorCode
-from txn_helpers import TIMEOUT_MS, TxnHarness
+from txn_shard_helpers import TIMEOUT_MS, TxnHarness
 
 from moldau.coordinator.txn.config import TxnCoordinatorConfig
 from moldau.coordinator.txn.coordinator import TransactionCoordinator

@@ -230,6 +230,10 @@ class BrokerConfig:
     log_flush_scheduler_interval_ms: int
     log_cleaner_enable: bool
     log_cleaner_backoff_ms: int
+    log_cleaner_threads: int
+    log_cleaner_dedupe_buffer_size: int
+    log_cleaner_io_max_bytes_per_second: float
+    metrics_listen: tuple[str, int] | None
     flush_on_ack_all: bool
     offsets_topic_num_partitions: int
     offsets_topic_replication_factor: int
@@ -291,6 +295,10 @@ class BrokerConfig:
         self.log_flush_scheduler_interval_ms = value["log.flush.scheduler.interval.ms"]
         self.log_cleaner_enable = value["log.cleaner.enable"]
         self.log_cleaner_backoff_ms = value["log.cleaner.backoff.ms"]
+        self.log_cleaner_threads = value["log.cleaner.threads"]
+        self.log_cleaner_dedupe_buffer_size = value["log.cleaner.dedupe.buffer.size"]
+        self.log_cleaner_io_max_bytes_per_second = value["log.cleaner.io.max.bytes.per.second"]
+        self.metrics_listen = self._host_port("metrics.listen")
         self.flush_on_ack_all = value["moldau.flush.on.acks.all"]
         self.offsets_topic_num_partitions = value["offsets.topic.num.partitions"]
         self.offsets_topic_replication_factor = value["offsets.topic.replication.factor"]
@@ -382,6 +390,19 @@ class BrokerConfig:
             self._static["node.id"] = broker
             self._values["node.id"] = self._values["broker.id"]
         self.node_id = self._values["node.id"]
+
+    def _host_port(self, name: str) -> tuple[str, int] | None:
+        """A ``host:port`` value (None when empty: the endpoint is off)."""
+        raw = (self._values[name] or "").strip()
+        if not raw:
+            return None
+        host, sep, port = raw.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(
+                f"Invalid value {raw} for configuration {name}: expected host:port"
+                f"{self._where(name)}"
+            )
+        return host.strip("[]") or "0.0.0.0", int(port)
 
     def _resolve_listeners(self) -> None:
         value = self._values

@@ -269,6 +269,17 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
        "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
     _k("log.cleaner.backoff.ms", "long", 15000,
        "Sleep of the cleaner when there is nothing to clean.", minimum=0),
+    _k("log.cleaner.threads", "int", 1,
+       "Cleaner worker processes (moldau cleans in processes of its own so that compaction "
+       "never competes with the event loop for the interpreter).", minimum=0),
+    _k("log.cleaner.dedupe.buffer.size", "long", 134217728,
+       "Memory for the key → offset map of one clean, across all cleaner workers; a dirty "
+       "section with more keys is cleaned in several passes.", minimum=1),
+    _k("log.cleaner.io.max.bytes.per.second", "double", DOUBLE_MAX,
+       "Cap on the bytes per second the cleaner reads plus writes.", minimum=1),
+    _k("metrics.listen", "string", "127.0.0.1:9644",
+       "moldau's HTTP endpoint (host:port; empty disables it): cleaner status and control "
+       "under /v1/ now, Prometheus /metrics later."),
     _k("moldau.flush.on.acks.all", "boolean", True,
        "moldau's own key: answer acks=all only after an fsync covering the write (group "
        "commit); false gives Kafka's lazy flushing driven by flush.messages/flush.ms."),
@@ -350,11 +361,8 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
              "Recovery point checkpoint interval.", minimum=0),
     _ignored("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
              "Log start offset checkpoint interval.", minimum=0),
-    _ignored("log.cleaner.threads", "int", 1, "Cleaner threads.", minimum=0),
-    _ignored("log.cleaner.dedupe.buffer.size", "long", 134217728, "Cleaner dedupe memory."),
     _ignored("log.cleaner.io.buffer.size", "int", 524288, "Cleaner I/O buffers.", minimum=0),
     _ignored("log.cleaner.io.buffer.load.factor", "double", 0.9, "Cleaner hash load."),
-    _ignored("log.cleaner.io.max.bytes.per.second", "double", DOUBLE_MAX, "Cleaner I/O cap."),
     _ignored("replica.lag.time.max.ms", "long", 30000, "ISR lag limit."),
     _ignored("replica.fetch.max.bytes", "int", 1048576, "Replica fetch size.", minimum=0),
     _ignored("auto.leader.rebalance.enable", "boolean", True, "Preferred leader balancing."),
