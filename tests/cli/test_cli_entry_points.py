@@ -71,6 +71,18 @@ def test_kafka_scripts(broker: BrokerProcess, suffix: str) -> None:
     assert consumed.stdout == "one\ntwo\n"
     assert consumed.stderr.strip().endswith("Processed a total of 2 messages")
 
+    groups = _run(f"kafka-consumer-groups{suffix}", *bs, "--list")
+    assert groups.returncode == 0, groups.stderr
+
+    transactions = _run(f"kafka-transactions{suffix}", *bs, "list")
+    assert transactions.returncode == 0, transactions.stderr
+    assert transactions.stdout.split()[:4] == [
+        "TransactionalId",
+        "Coordinator",
+        "ProducerId",
+        "TransactionState",
+    ]
+
 
 def test_kafka_script_bad_flag_is_one_line() -> None:
     result = _run("kafka-topics.sh", "--bootstrap-server", "localhost:1", "--lst")
