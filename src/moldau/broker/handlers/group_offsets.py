@@ -15,6 +15,7 @@ retries until the transaction ends; without it, such offsets are simply not visi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
@@ -42,6 +43,55 @@ def partition_exists(broker: Broker, topic: str, partition: int) -> bool:
     return image is not None and 0 <= partition < image.partitions
 
 
+@dataclass(frozen=True, slots=True)
+class CommitPlan:
+    """A commit request split as Kafka's request layer does: the partitions in request
+    order, those refused here (unknown topic or partition), and the offsets for the
+    coordinator."""
+
+    order: tuple[TopicPartition, ...]
+    refused: dict[TopicPartition, ErrorCode]
+    offsets: tuple[PartitionOffset, ...]
+
+
+def plan_commit(broker: Broker, topics: Iterable[Any]) -> CommitPlan:
+    """The plan of an OffsetCommit's or TxnOffsetCommit's ``topics``."""
+    order: list[TopicPartition] = []
+    refused: dict[TopicPartition, ErrorCode] = {}
+    offsets: list[PartitionOffset] = []
+    for topic in topics:
+        for p in topic.partitions:
+            tp = (topic.name, int(p.partition_index))
+            order.append(tp)
+            if not partition_exists(broker, *tp):
+                refused[tp] = ErrorCode.unknown_topic_or_partition
+                continue
+            offsets.append(
+                PartitionOffset(
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=int(p.committed_offset),
+                    leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
+                    metadata=p.committed_metadata,
+                )
+            )
+    return CommitPlan(tuple(order), refused, tuple(offsets))
+
+
+async def commit_answers(
+    plan: CommitPlan, answer: Awaitable[CommitAnswer] | None
+) -> dict[str, list[tuple[int, ErrorCode]]]:
+    """Every partition's error, grouped by topic in request order: the coordinator's
+    answer, a failed write's error for all it carried, or the plan's refusal."""
+    errors = dict(plan.refused)
+    if answer is not None:
+        try:
+            errors.update(await answer)
+        except CoordinatorWriteError as exc:
+            errors.update(((p.topic, p.partition), exc.error) for p in plan.offsets)
+    return _group_by_topic((tp, errors[tp]) for tp in plan.order)
+
+
 def _group_by_topic(
     answers: Iterable[tuple[TopicPartition, ErrorCode]],
 ) -> dict[str, list[tuple[int, ErrorCode]]]:
@@ -58,43 +108,20 @@ def _group_by_topic(
 async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     broker.ensure_offsets_topic()
-    order: list[TopicPartition] = []
-    refused: dict[TopicPartition, ErrorCode] = {}
-    offsets: list[PartitionOffset] = []
-    for topic in request.topics:
-        for p in topic.partitions:
-            tp = (topic.name, int(p.partition_index))
-            order.append(tp)
-            if not partition_exists(broker, *tp):
-                refused[tp] = ErrorCode.unknown_topic_or_partition
-                continue
-            offsets.append(
-                PartitionOffset(
-                    topic=tp[0],
-                    partition=tp[1],
-                    offset=int(p.committed_offset),
-                    leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
-                    metadata=p.committed_metadata,
-                )
-            )
+    plan = plan_commit(broker, request.topics)
     answer: Awaitable[CommitAnswer] | None = None
-    if offsets:
+    if plan.offsets:
         commit = OffsetCommitRequest(
             group_id=request.group_id,
             generation_id=int(request.generation_id_or_member_epoch),
             member_id=request.member_id,
             group_instance_id=getattr(request, "group_instance_id", None),
-            offsets=tuple(offsets),
+            offsets=plan.offsets,
         )
         answer = broker.group_coordinator.commit_offsets(commit)
 
     async def respond() -> Any:
-        errors = dict(refused)
-        if answer is not None:
-            try:
-                errors.update(await answer)
-            except CoordinatorWriteError as exc:
-                errors.update(((p.topic, p.partition), exc.error) for p in offsets)
+        by_topic = await commit_answers(plan, answer)
         topics = tuple(
             ctx.make(
                 "OffsetCommitResponseTopic",
@@ -106,7 +133,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
                     for index, error in partitions
                 ),
             )
-            for name, partitions in _group_by_topic((tp, errors[tp]) for tp in order).items()
+            for name, partitions in by_topic.items()
         )
         return ctx.response(throttle_time=0, topics=topics)
 

@@ -20,21 +20,15 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from kio.schema.errors import ErrorCode
-
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
-from moldau.broker.handlers.group_offsets import partition_exists
-from moldau.coordinator.group.messages import (
-    PartitionOffset,
-    TopicPartition,
-    TxnOffsetCommitRequest,
-)
+from moldau.broker.handlers.group_offsets import commit_answers, plan_commit
+from moldau.broker.handlers.txn import fenced_for_version
+from moldau.coordinator.group.messages import TxnOffsetCommitRequest
 from moldau.coordinator.group.offsets import CommitAnswer
-from moldau.coordinator.group.runtime import CoordinatorWriteError
 from moldau.protocol.api import ApiKey
 
-PRODUCER_FENCED_SINCE_VERSION = 3
+PRODUCER_FENCED_SINCE = 3
 """TxnOffsetCommit versions below this answer PRODUCER_FENCED as INVALID_PRODUCER_EPOCH."""
 
 
@@ -42,27 +36,9 @@ PRODUCER_FENCED_SINCE_VERSION = 3
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     broker.ensure_offsets_topic()
-    order: list[TopicPartition] = []
-    refused: dict[TopicPartition, ErrorCode] = {}
-    offsets: list[PartitionOffset] = []
-    for topic in request.topics:
-        for p in topic.partitions:
-            tp = (topic.name, int(p.partition_index))
-            order.append(tp)
-            if not partition_exists(broker, *tp):
-                refused[tp] = ErrorCode.unknown_topic_or_partition
-                continue
-            offsets.append(
-                PartitionOffset(
-                    topic=tp[0],
-                    partition=tp[1],
-                    offset=int(p.committed_offset),
-                    leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
-                    metadata=p.committed_metadata,
-                )
-            )
+    plan = plan_commit(broker, request.topics)
     answer: Awaitable[CommitAnswer] | None = None
-    if offsets:
+    if plan.offsets:
         commit = TxnOffsetCommitRequest(
             group_id=request.group_id,
             transactional_id=request.transactional_id,
@@ -71,29 +47,25 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
             generation_id=int(getattr(request, "generation_id", -1)),
             member_id=getattr(request, "member_id", ""),
             group_instance_id=getattr(request, "group_instance_id", None),
-            offsets=tuple(offsets),
+            offsets=plan.offsets,
         )
         answer = broker.group_coordinator.commit_transactional_offsets(commit)
 
     async def respond() -> Any:
-        errors = dict(refused)
-        if answer is not None:
-            try:
-                errors.update(await answer)
-            except CoordinatorWriteError as exc:
-                errors.update(((p.topic, p.partition), exc.error) for p in offsets)
-        by_topic: dict[str, list[Any]] = {}
-        for tp in order:
-            error = errors[tp]
-            if error is ErrorCode.producer_fenced and ctx.version < PRODUCER_FENCED_SINCE_VERSION:
-                error = ErrorCode.invalid_producer_epoch
-            by_topic.setdefault(tp[0], []).append(
-                ctx.make(
-                    "TxnOffsetCommitResponsePartition", partition_index=tp[1], error_code=error
-                )
-            )
+        by_topic = await commit_answers(plan, answer)
         topics = tuple(
-            ctx.make("TxnOffsetCommitResponseTopic", name=name, partitions=tuple(partitions))
+            ctx.make(
+                "TxnOffsetCommitResponseTopic",
+                name=name,
+                partitions=tuple(
+                    ctx.make(
+                        "TxnOffsetCommitResponsePartition",
+                        partition_index=index,
+                        error_code=fenced_for_version(error, ctx.version, PRODUCER_FENCED_SINCE),
+                    )
+                    for index, error in partitions
+                ),
+            )
             for name, partitions in by_topic.items()
         )
         return ctx.response(throttle_time=0, topics=topics)
