@@ -201,7 +201,10 @@ class TransactionCoordinatorRuntime:
 
     def activate_all(self, coordinator_epoch: int = 0) -> None:
         """Own every partition not owned yet, empty (``__transaction_state`` was just
-        created)."""
+        created). Cheap when every partition is owned: it runs on each transactional
+        request."""
+        if len(self._shards) >= self.config.num_partitions:
+            return
         for partition in range(self.config.num_partitions):
             self.activate(partition, coordinator_epoch)
 
