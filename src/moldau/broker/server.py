@@ -20,6 +20,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker.config import BrokerConfig
 from moldau.broker.errors import ApiError
 from moldau.broker.handlers import load_all
+from moldau.broker.http_server import HttpServer, start_http_server
 from moldau.broker.notifier import AppendNotifier
 from moldau.broker.producer_ids import ProducerIdManager
 from moldau.broker.txn_markers import write_markers
@@ -42,6 +43,7 @@ from moldau.coordinator.txn import (
     TxnCoordinatorConfig,
     TxnMarkerRequest,
 )
+from moldau.log.cleaner_manager import LogCleanerManager
 from moldau.log.config import ConfigError, LogConfig
 from moldau.log.errors import LogAppendError
 from moldau.log.flusher import GroupCommitFlusher
@@ -73,6 +75,14 @@ class Broker:
         self.metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
         self.default_log_config = config.default_log_config()
         self.logs = LogManager(self.data_dir, self.default_log_config)
+        self.cleaner = LogCleanerManager(
+            self.logs,
+            threads=config.log_cleaner_threads,
+            dedupe_buffer_bytes=config.log_cleaner_dedupe_buffer_size,
+            io_max_bytes_per_second=config.log_cleaner_io_max_bytes_per_second,
+            backoff_ms=config.log_cleaner_backoff_ms,
+            enabled=config.log_cleaner_enable,
+        )
         self.flusher = GroupCommitFlusher()
         self.notifier = AppendNotifier()
         self.producer_ids = ProducerIdManager(self.data_dir)
@@ -87,6 +97,7 @@ class Broker:
         )
         self.connections: set[KafkaConnection] = set()
         self._server: asyncio.AbstractServer | None = None
+        self._http_server: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -110,6 +121,10 @@ class Broker:
         loop = asyncio.get_running_loop()
         from moldau.broker.connection import KafkaConnection
 
+        if self.config.metrics_listen is not None:
+            # Before the Kafka port: whoever waits for that port finds this one up too.
+            host, port = self.config.metrics_listen
+            self._http_server = await start_http_server(self, host, port)
         self._server = await loop.create_server(
             lambda: KafkaConnection(self),
             self.config.listen_host,
@@ -121,6 +136,7 @@ class Broker:
             loop.create_task(self._retention_loop()),
             loop.create_task(self._flush_loop()),
         ]
+        self.cleaner.start()
         self.group_coordinator.start()
         offsets_topic = self.metadata.image.topic(GROUP_METADATA_TOPIC)
         if offsets_topic is not None:
@@ -140,6 +156,9 @@ class Broker:
 
     async def stop(self) -> None:
         """Clean shutdown: stop accepting, drop connections, flush and close every log."""
+        if self._http_server is not None:
+            self._http_server.close()
+            await self._http_server.wait_closed()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -151,6 +170,7 @@ class Broker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.cleaner.close()
         await asyncio.to_thread(self.logs.close)
 
     # -- topics --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ headers and messages follow Kafka's ``tools/.../TransactionsCommand.java``: glob
 Kafka's ``prettyPrintTable`` (every cell padded to its column's width and followed by a tab),
 a missing value prints as ``None``, and a failure is one line on stderr with exit status 1.
 
-All five sub-commands are implemented over :class:`~moldau.cli.admin.AdminSession`:
+All five sub-commands are implemented over :class:`~moldau.cli.admin_txn.TxnAdminSession`:
 ``list``, ``describe``, ``describe-producers``, ``find-hanging`` and ``abort`` (an ABORT
 marker written through WriteTxnMarkers to the partition's leader).
 """
@@ -17,11 +17,11 @@ import argparse
 import time
 from collections.abc import Sequence
 
-from moldau.cli.admin import (
+from moldau.cli.admin import TopicPartitionKey
+from moldau.cli.admin_txn import (
     TRANSACTIONAL_ID_NOT_FOUND,
-    AdminSession,
     ProducerInfo,
-    TopicPartitionKey,
+    TxnAdminSession,
     txn_error_text,
 )
 from moldau.cli.common import DEFAULT_TIMEOUT_MS, CliError
@@ -119,7 +119,7 @@ def main(argv: Sequence[str]) -> int:
         return 0
     opts = build_parser().parse_args(argv)
     extra = librdkafka_config(load_properties(opts.command_config)) if opts.command_config else {}
-    session = AdminSession(opts.bootstrap_server, DEFAULT_TIMEOUT_MS, extra)
+    session = TxnAdminSession(opts.bootstrap_server, DEFAULT_TIMEOUT_MS, extra)
     if opts.command == "list":
         lines = _list(session)
     elif opts.command == "describe":
@@ -141,7 +141,7 @@ def _failed(doing: str, error: CliError | str) -> CliError:
     return CliError(f"{doing}: {cause}. {DEBUG_HINT}", code=code)
 
 
-def _list(session: AdminSession) -> list[str]:
+def _list(session: TxnAdminSession) -> list[str]:
     try:
         listings = session.list_transactions()
     except CliError as exc:
@@ -150,7 +150,7 @@ def _list(session: AdminSession) -> list[str]:
     return pretty_table(LIST_HEADERS, rows)
 
 
-def _describe(session: AdminSession, transactional_id: str) -> list[str]:
+def _describe(session: TxnAdminSession, transactional_id: str) -> list[str]:
     doing = f"Failed to describe transaction state of transactional-id `{transactional_id}`"
     try:
         (description,) = session.describe_transactions([transactional_id])
@@ -179,7 +179,7 @@ def _describe(session: AdminSession, transactional_id: str) -> list[str]:
 
 
 def _producer_states(
-    session: AdminSession, topic: str, partition: int, broker_id: int | None
+    session: TxnAdminSession, topic: str, partition: int, broker_id: int | None
 ) -> list[ProducerInfo]:
     where = "leader" if broker_id is None else f"broker {broker_id}"
     try:
@@ -191,7 +191,7 @@ def _producer_states(
 
 
 def _describe_producers(
-    session: AdminSession, topic: str, partition: int, broker_id: int | None
+    session: TxnAdminSession, topic: str, partition: int, broker_id: int | None
 ) -> list[str]:
     rows = [
         (
@@ -207,7 +207,7 @@ def _describe_producers(
     return pretty_table(PRODUCERS_HEADERS, rows)
 
 
-def _abort(session: AdminSession, opts: argparse.Namespace) -> list[str]:
+def _abort(session: TxnAdminSession, opts: argparse.Namespace) -> list[str]:
     """Kafka's ``abort``: name the transaction by its start offset, or by producer and epochs.
 
     With ``--start-offset`` the producer, its epoch and coordinator epoch come from the
@@ -255,7 +255,7 @@ def _abort(session: AdminSession, opts: argparse.Namespace) -> list[str]:
     return []
 
 
-def _find_hanging(session: AdminSession, opts: argparse.Namespace) -> list[str]:
+def _find_hanging(session: TxnAdminSession, opts: argparse.Namespace) -> list[str]:
     """Open transactions older than the max timeout that their coordinator does not know of.
 
     Kafka's algorithm: a producer with an open transaction on a partition whose last write is
@@ -317,7 +317,7 @@ def _find_hanging(session: AdminSession, opts: argparse.Namespace) -> list[str]:
 
 
 def _partitions_to_search(
-    session: AdminSession, topic: str | None, partition: int | None, broker_id: int | None
+    session: TxnAdminSession, topic: str | None, partition: int | None, broker_id: int | None
 ) -> list[TopicPartitionKey]:
     if topic is not None and partition is not None:
         return [(topic, partition)]

@@ -1,13 +1,21 @@
-"""``moldau topic …``: create, list, describe, alter the config of, and delete topics.
+"""``moldau topic …``: create, list, describe, alter the config of, compact and delete topics.
 
 Thin typer commands over :class:`~moldau.cli.admin.AdminSession`: parse flags, call the
 session, render. Text output is for people (rich tables); ``--format json`` prints one JSON
 document whose shape is the dataclasses of ``admin.py``, for scripts.
+
+Log compaction has no Kafka API, so ``describe`` (cleanable ratio, last clean of a compacted
+topic) and ``compact`` talk to the broker's HTTP endpoint, found through DescribeConfigs
+(:mod:`moldau.cli.broker_http`). ``describe`` still answers when that endpoint is off or
+unreachable: it says so in one line on stderr and shows the rest.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -21,6 +29,7 @@ from moldau.cli.admin import (
     TopicInfo,
     is_internal_topic,
 )
+from moldau.cli.broker_http import BrokerHttpClient, CleanerPartitionStatus
 from moldau.cli.common import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_TIMEOUT_MS,
@@ -111,13 +120,56 @@ def describe(
     timeout_ms: TimeoutOption = DEFAULT_TIMEOUT_MS,
     output: FormatOption = OutputFormat.text,
 ) -> None:
-    """Partitions (leader, replicas, ISR, log start offset, high watermark) and configs."""
-    (topic,) = AdminSession(bootstrap, timeout_ms).describe_topics([name], with_offsets=True)
+    """Partitions (leader, replicas, ISR, log start offset, high watermark) and configs;
+    for a compacted topic also each partition's cleanable ratio and last clean time."""
+    session = AdminSession(bootstrap, timeout_ms)
+    (topic,) = session.describe_topics([name], with_offsets=True)
     configs = list(topic.configs) if all_configs else topic.overridden_configs()
+    cleaner: list[CleanerPartitionStatus] | None = None
+    if is_compacted(topic):
+        try:
+            cleaner = BrokerHttpClient.discover(session).cleaner_status(name)
+        except CliError as exc:
+            print(f"warning: no cleaner status: {exc.message}", file=sys.stderr)
     if output is OutputFormat.json:
-        print_json(topic_document(topic, configs))
+        document = topic_document(topic, configs)
+        if is_compacted(topic):
+            document["cleaner"] = None if cleaner is None else [asdict(c) for c in cleaner]
+        print_json(document)
     else:
-        render_topic(topic, configs)
+        render_topic(topic, configs, cleaner)
+
+
+@app.command("compact")
+def compact(
+    name: NameArgument,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+    timeout_ms: TimeoutOption = DEFAULT_TIMEOUT_MS,
+    output: FormatOption = OutputFormat.text,
+) -> None:
+    """Ask the broker to clean a compacted topic now, whatever its dirty ratio.
+
+    The clean itself runs in the background; `topic describe` shows when it has happened.
+    """
+    session = AdminSession(bootstrap, timeout_ms)
+    policy = _cleanup_policy(session.topic_configs(name))
+    if "compact" not in policy:
+        shown = ",".join(sorted(policy)) or "delete"
+        raise CliError(
+            f"topic '{name}' is not compacted (cleanup.policy={shown}); "
+            "only compacted topics can be cleaned"
+        )
+    queued = BrokerHttpClient.discover(session).request_compaction(name)
+    if queued == 0:
+        raise CliError(
+            f"the broker queued no partition of '{name}' for cleaning: its log cleaner is not "
+            "running (log.cleaner.enable=false or log.cleaner.threads=0)"
+        )
+    if output is OutputFormat.json:
+        print_json({"topic": name, "queued": queued})
+    else:
+        plural = "partition" if queued == 1 else "partitions"
+        stdout_console().print(f"Queued {queued} {plural} of topic {name} for compaction.")
 
 
 @app.command("delete")
@@ -195,7 +247,22 @@ def topic_document(topic: TopicInfo, configs: list[ConfigInfo]) -> dict[str, obj
     }
 
 
-def render_topic(topic: TopicInfo, configs: list[ConfigInfo]) -> None:
+def is_compacted(topic: TopicInfo) -> bool:
+    return "compact" in _cleanup_policy(topic.configs)
+
+
+def _cleanup_policy(configs: Iterable[ConfigInfo]) -> set[str]:
+    for c in configs:
+        if c.name == "cleanup.policy":
+            return {p.strip() for p in (c.value or "").split(",") if p.strip()}
+    return set()
+
+
+def render_topic(
+    topic: TopicInfo,
+    configs: list[ConfigInfo],
+    cleaner: list[CleanerPartitionStatus] | None = None,
+) -> None:
     console = stdout_console()
     console.print(
         f"[bold]Topic:[/bold] {topic.name}   [bold]Id:[/bold] {topic.topic_id or '-'}   "
@@ -217,6 +284,8 @@ def render_topic(topic: TopicInfo, configs: list[ConfigInfo]) -> None:
             _offset(p.high_watermark),
         )
     console.print(table)
+    if cleaner is not None:
+        render_cleaner(cleaner, [p.partition for p in topic.partitions])
     if configs:
         console.print("[bold]Configs:[/bold]", markup=True)
         for c in configs:
@@ -224,6 +293,43 @@ def render_topic(topic: TopicInfo, configs: list[ConfigInfo]) -> None:
             console.print(f"  {c.name}={value}  ({c.source})", markup=False)
     else:
         console.print("[bold]Configs:[/bold] (all defaults)", markup=True)
+
+
+def render_cleaner(cleaner: list[CleanerPartitionStatus], partitions: list[int]) -> None:
+    """A second table for compacted topics, so that the first still fits 80 columns."""
+    console = stdout_console()
+    console.print("[bold]Log cleaner:[/bold]", markup=True)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("Partition", "Cleanable ratio", "First dirty offset", "Last clean", "State"):
+        left = column in ("Partition", "Last clean", "State")
+        table.add_column(column, no_wrap=True, justify="left" if left else "right")
+    status = {c.partition: c for c in cleaner}
+    for partition in partitions:
+        table.add_row(str(partition), *_cleaner_cells(status.get(partition)))
+    console.print(table)
+    for skipped in cleaner:
+        if skipped.uncleanable_reason:
+            console.print(
+                f"  partition {skipped.partition} is not cleaned: {skipped.uncleanable_reason}",
+                markup=False,
+            )
+
+
+def _cleaner_cells(status: CleanerPartitionStatus | None) -> list[str]:
+    """Cleanable ratio (dirty share of the cleanable bytes), first dirty offset, when the
+    last clean ended (local time) and whether one runs now."""
+    if status is None:
+        return ["?", "?", "?", "?"]
+    if status.last_clean_time_ms < 0:
+        last = "never"
+    else:
+        when = datetime.fromtimestamp(status.last_clean_time_ms / 1000)
+        last = when.isoformat(sep=" ", timespec="seconds")
+    if status.uncleanable_reason:
+        state = "uncleanable"
+    else:
+        state = "cleaning" if status.cleaning else "idle"
+    return [f"{status.cleanable_ratio:.2f}", str(status.first_dirty_offset), last, state]
 
 
 def _offset(offset: int | None) -> str:

@@ -4,7 +4,7 @@ Two questions come up when a consumer in ``read_committed`` stops moving: *which
 is open, and since when?* (``txn list``/``txn describe``, answered by the transaction
 coordinators) and *which producer holds this partition's last stable offset back?*
 (``producers``, answered by the partition's leader from its producer state). The data comes
-from :class:`~moldau.cli.admin.AdminSession`; ``kafka-transactions`` (in
+from :class:`~moldau.cli.admin_txn.TxnAdminSession`; ``kafka-transactions`` (in
 ``kafka_transactions_tool.py``) prints the same data in Kafka's layout.
 
 Times are printed as Kafka sends them — epoch milliseconds — plus, for people, the
@@ -19,12 +19,12 @@ from typing import Annotated
 
 import typer
 
-from moldau.cli.admin import (
-    AdminSession,
+from moldau.cli.admin import TopicPartitionKey
+from moldau.cli.admin_txn import (
     ProducerInfo,
-    TopicPartitionKey,
     TransactionDescription,
     TransactionListing,
+    TxnAdminSession,
 )
 from moldau.cli.common import (
     DEFAULT_BOOTSTRAP,
@@ -196,7 +196,7 @@ def list_(
 ) -> None:
     """List transactional ids with their coordinator, producer id and state."""
     states = [parse_txn_state(s) for item in state or [] for s in item.split(",") if s.strip()]
-    listings = AdminSession(bootstrap, timeout_ms).list_transactions(
+    listings = TxnAdminSession(bootstrap, timeout_ms).list_transactions(
         states, producer_id or [], -1 if min_duration_ms is None else min_duration_ms
     )
     if output is OutputFormat.json:
@@ -225,7 +225,7 @@ def describe(
     output: FormatOption = OutputFormat.text,
 ) -> None:
     """State, producer id and epoch, timeout, age and partitions of one transactional id."""
-    description = AdminSession(bootstrap, timeout_ms).describe_transaction(transactional_id)
+    description = TxnAdminSession(bootstrap, timeout_ms).describe_transaction(transactional_id)
     now_ms = _now_ms()
     if output is OutputFormat.json:
         print_json(transaction_document(description, now_ms))
@@ -251,7 +251,7 @@ def producers(
     offset until its transaction ends.
     """
     topic, number = parse_topic_partition(partition)
-    found: Sequence[ProducerInfo] = AdminSession(bootstrap, timeout_ms).describe_producers(
+    found: Sequence[ProducerInfo] = TxnAdminSession(bootstrap, timeout_ms).describe_producers(
         topic, number, broker_id
     )
     if output is OutputFormat.json:

@@ -1,9 +1,11 @@
 """Storage: one broker's partition logs on disk, in Kafka's own layout (DESIGN §4).
 
 Entry points: :class:`LogManager` (a data directory), :class:`PartitionLog` (one partition),
-:class:`GroupCommitFlusher` (durability for acks=all). Everything else is their machinery.
+:class:`GroupCommitFlusher` (durability for acks=all), :class:`LogCleanerManager`
+(compaction). Everything else is their machinery.
 """
 
+from moldau.log.cleaner_manager import CleanerStatus, LogCleanerManager
 from moldau.log.config import LogConfig
 from moldau.log.errors import (
     LogAppendError,
@@ -22,10 +24,12 @@ __all__ = [
     "AbortedTxn",
     "AppendInfo",
     "AppendOrigin",
+    "CleanerStatus",
     "FetchDataInfo",
     "FileSlice",
     "GroupCommitFlusher",
     "LogAppendError",
+    "LogCleanerManager",
     "LogConfig",
     "LogError",
     "LogManager",

@@ -8,10 +8,15 @@ Kafka's layout, which moldau keeps byte for byte so that the tools and habits ca
         00000000000000000000.timeindex
         00000000000000000000.txnindex    aborted transactions (only when there are some)
         00000000000000001234.snapshot    producer state as of offset 1234
+        00000000000000000000.log.swap    a cleaned segment being swapped in (see
+                                         :mod:`moldau.log.swap`)
+        cleaner-staging/                 the log cleaner's output before the swap
     <data_dir>/<topic>-<partition>.<uuid>-delete/   a partition being deleted
 
-Leftovers of interrupted operations (``*.deleted``, ``*.cleaned``, ``*.swap``, ``*.tmp``)
-and index files whose ``.log`` file is gone are removed when a log is opened.
+When a log is opened, interrupted cleaner swaps are first completed (a ``<base>.log.swap``
+file is the commit point of one cleaned segment), the staging directory is removed, and then
+leftovers of interrupted operations (``*.deleted``, ``*.cleaned``, other ``*.swap``,
+``*.tmp``) and index files whose ``.log`` file is gone are removed.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFI
 
 DELETE_DIR_SUFFIX = "-delete"
 """Suffix of a partition directory renamed for deletion."""
-TEMP_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
+SWAP_SUFFIX = ".swap"
+"""Suffix of a cleaned segment's files between the staging directory and their final name."""
+TEMP_SUFFIXES = (DELETED_SUFFIX, ".cleaned", SWAP_SUFFIX, ".tmp")
+CLEANER_STAGING_DIR = "cleaner-staging"
+"""Directory inside a partition directory where the cleaner writes its output (the same
+name as ``moldau.log.cleaner.STAGING_DIR_NAME``)."""
 
 
 def log_dir_name(topic: str, partition: int) -> str:

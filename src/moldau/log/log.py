@@ -49,7 +49,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -59,13 +60,8 @@ from kio.schema.errors import ErrorCode
 from moldau.log.config import LogConfig
 from moldau.log.errors import LogAppendError, OffsetOutOfRangeError
 from moldau.log.fsutil import fsync_directory
-from moldau.log.layout import (
-    DELETE_DIR_SUFFIX,
-    delete_segment_files,
-    parse_log_dir_name,
-    remove_temporary_files,
-    segment_base_offsets,
-)
+from moldau.log.layout import DELETE_DIR_SUFFIX, parse_log_dir_name
+from moldau.log.log_load import load_segments, new_segment, replay_batches
 from moldau.log.origin import AppendOrigin
 from moldau.log.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
@@ -75,28 +71,22 @@ from moldau.log.segment import (
     LogSegment,
 )
 from moldau.log.slices import EMPTY_FETCH, FetchDataInfo
+from moldau.log.timestamps import max_timestamp_offset, offset_for_timestamp
 from moldau.log.transactions import InvalidMarkerError, TxnMarker, parse_marker
 from moldau.log.txn_index import AbortedTxn
-from moldau.log.validator import MAX_DECOMPRESSED_BYTES, LogValidator
-from moldau.protocol.compression import CompressionError
+from moldau.log.txn_reads import collect_aborted_transactions, fetch_upper_bound
+from moldau.log.validator import LogValidator
 from moldau.protocol.record_batch import (
-    HEADER_SIZE,
     LOG_OVERHEAD,
     BatchHeader,
     Buffer,
     InvalidBatchError,
     crc_is_valid,
     iter_batches,
-    read_header,
     set_base_offset,
     set_partition_leader_epoch,
 )
-from moldau.protocol.records import (
-    InvalidRecordError,
-    build_batch,
-    decode_records,
-    end_txn_marker,
-)
+from moldau.protocol.records import build_batch, end_txn_marker
 
 
 @dataclass(slots=True)
@@ -185,59 +175,23 @@ class PartitionLog:
         comes from the log-start-offset checkpoint (None: the first segment's base offset).
         """
         now = _now(now_ms)
-        parse_log_dir_name(directory.name)
-        created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        remove_temporary_files(directory)
-        base_offsets = segment_base_offsets(directory)
-        segments: list[LogSegment] = []
-        recovered: list[LogSegment] = []
-        for i, base_offset in enumerate(base_offsets):
-            upper = base_offsets[i + 1] if i + 1 < len(base_offsets) else None
-            needs_recovery = recover and (upper is None or upper > recovery_point)
-            segment = LogSegment.open(
-                directory,
-                base_offset,
-                index_interval_bytes=config.index_interval_bytes,
-                max_index_bytes=config.segment_index_bytes,
-                segment_jitter_ms=config.segment_jitter_ms,
-                now_ms=now,
-                recover=needs_recovery,
-            )
-            segments.append(segment)
-            if needs_recovery:
-                recovered.append(segment)
-                if segment.truncated_bytes and upper is not None:
-                    # Kafka's rule: data after a corrupt batch cannot be trusted; drop the
-                    # segments that follow it.
-                    for later in base_offsets[i + 1 :]:
-                        delete_segment_files(directory, later)
-                    break
-        start = segments[0].base_offset if segments else (log_start_offset or 0)
-        if log_start_offset is not None:
-            start = max(start, log_start_offset)
-        if segments and start > segments[-1].next_offset:
-            # The checkpointed start is beyond what survived: nothing below it may be served.
-            for segment in segments:
-                segment.file.close()
-                segment.delete()
-            segments = []
-        new_files = not segments
-        if not segments:
-            segments.append(_new_segment(directory, start, config, now))
-        for segment in recovered:
-            if not segment.deleted:
-                segment.flush()
-        for segment in segments[:-1]:
-            segment.forget_recent()  # only the active segment serves tailing consumers
+        loaded = load_segments(
+            directory,
+            config,
+            recover=recover,
+            log_start_offset=log_start_offset,
+            recovery_point=recovery_point,
+            now_ms=now,
+        )
+        segments, start = loaded.segments, loaded.log_start_offset
         producer_state = ProducerStateManager(
             directory, producer_id_expiration_ms=producer_id_expiration_ms
         )
         log = cls(directory, config, segments, producer_state, log_start_offset=start)
         # a new directory or segment file is durable only once its parent is fsynced: the
         # first flush does it (not here: opening must not block the event loop)
-        log._directory_dirty = new_files
-        log._parent_dirty = created
+        log._directory_dirty = loaded.new_files
+        log._parent_dirty = loaded.created
         for segment in segments:
             # entries for markers that did not survive (a cut tail) describe nothing
             segment.txn_index.truncate_to(segment.next_offset)
@@ -256,22 +210,12 @@ class PartitionLog:
             max_snapshot_offset=max_snapshot_offset,
         )
         if replay_from < self._log_end_offset:
-            for segment in self._segments[self._segment_index(replay_from) :]:
-                found = segment.translate_offset(replay_from)
-                if found is None:
-                    continue
-                for position, header in segment.iter_batches(found[0]):
-                    if header.next_offset <= state.map_end_offset:
-                        continue
-                    if header.is_control and header.producer_id >= 0:
-                        try:
-                            marker = parse_marker(segment.read_batch(position, header), 0, header)
-                        except InvalidMarkerError:
-                            state.update(header)
-                            continue
-                        self._complete_txn(header, marker, segment, replay=True)
-                    else:
-                        state.update(header)
+            segments = self._segments[self._segment_index(replay_from) :]
+            for segment, header, marker in replay_batches(segments, replay_from, state):
+                if marker is None:
+                    state.update(header)
+                else:
+                    self._complete_txn(header, marker, segment, replay=True)
         state.map_end_offset = self._log_end_offset
         state.remove_expired_producers(now)
 
@@ -377,6 +321,30 @@ class PartitionLog:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def lock(self) -> AbstractContextManager[bool]:
+        """The log's lock, for a caller that must see the segment list stay put over several
+        steps (the cleaner's swap, :mod:`moldau.log.swap`). Reentrant."""
+        return self._lock
+
+    @_locked
+    def replace_segments(self, old: Sequence[LogSegment], new: LogSegment) -> None:
+        """Put ``new`` in place of the consecutive closed segments ``old`` (the cleaner's
+        swap, which owns the files; see :mod:`moldau.log.swap`). Nothing else changes: the
+        offsets a cleaned segment drops are compacted away, not moved, so the log start and
+        end offsets, the high watermark and the producer table stay as they are."""
+        segments = self._segments
+        first = next((i for i, s in enumerate(segments) if s is old[0]), -1)
+        end = first + len(old)
+        if (
+            first < 0
+            or end >= len(segments)
+            or any(segments[first + i] is not s for i, s in enumerate(old))
+        ):
+            raise ValueError(f"{self.name}: the segments to replace are not the log's")
+        self._segments = [*segments[:first], new, *segments[end:]]
+        self._base_offsets = [s.base_offset for s in self._segments]
 
     def _segment_index(self, offset: int) -> int:
         return max(bisect.bisect_right(self._base_offsets, offset) - 1, 0)
@@ -576,7 +544,7 @@ class PartitionLog:
             return active
         now = _now(now_ms)
         active.on_become_inactive()
-        segment = _new_segment(self.directory, self._log_end_offset, self._config, now)
+        segment = new_segment(self.directory, self._log_end_offset, self._config, now)
         self._segments.append(segment)
         self._base_offsets.append(segment.base_offset)
         self._producer_state.map_end_offset = self._log_end_offset
@@ -634,13 +602,9 @@ class PartitionLog:
         """The aborted transactions overlapping ``[fetch_offset, upper_bound_offset)``
         (Kafka's ``collectAbortedTransactions``): the txn indexes of the segment holding
         ``fetch_offset`` and the following ones, until an entry's LSO reaches the bound."""
-        found: list[AbortedTxn] = []
-        for segment in self._segments[self._segment_index(fetch_offset) :]:
-            entries, complete = segment.txn_index.collect(fetch_offset, upper_bound_offset)
-            found += entries
-            if complete:
-                break
-        return found
+        return collect_aborted_transactions(
+            self._segments, self._segment_index(fetch_offset), fetch_offset, upper_bound_offset
+        )
 
     @_locked
     def fetch_aborted_transactions(
@@ -649,68 +613,24 @@ class PartitionLog:
         """The aborted transactions a read_committed Fetch answers with ``data`` (what
         :meth:`read` returned from ``fetch_offset``): those overlapping the returned batches.
         Free when the log holds no aborted transaction past ``fetch_offset``."""
-        if not data.slices:
-            return []
         start = self._segment_index(fetch_offset)
-        segments = self._segments
-        if not any(s.txn_index.entries for s in segments[start:]):
+        upper = fetch_upper_bound(self._segments, start, data, self._log_end_offset)
+        if upper is None:
             return []
-        piece = data.slices[-1]
-        end = piece.position + piece.size
-        upper = self._log_end_offset
-        for i in range(start, len(segments)):
-            segment = segments[i]
-            if segment.file is not piece.file:
-                continue
-            if end < segment.size:
-                upper = read_header(segment.file.pread(HEADER_SIZE, end)).base_offset
-            elif i + 1 < len(segments):
-                upper = segments[i + 1].base_offset
-            break
-        return self.aborted_transactions(fetch_offset, upper)
+        return collect_aborted_transactions(self._segments, start, fetch_offset, upper)
 
     @_locked
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record at or after the log start whose
         timestamp is ≥ ``timestamp_ms`` (ListOffsets by time), or None. For LogAppendTime
         batches every record's timestamp is the batch's max timestamp."""
-        start = self._log_start_offset
-        for segment in self._segments:
-            if segment.max_timestamp < timestamp_ms:
-                continue
-            found = segment.find_timestamp(timestamp_ms, start)
-            if found is None:
-                continue
-            position, header = found
-            if header.is_log_append_time:
-                return max(header.base_offset, start), header.max_timestamp
-            for offset, ts in _record_timestamps(segment, position, header):
-                if offset >= start and ts >= timestamp_ms:
-                    return offset, ts
-            return max(header.base_offset, start), header.max_timestamp
-        return None
+        return offset_for_timestamp(self._segments, self._log_start_offset, timestamp_ms)
 
     @_locked
     def max_timestamp_offset(self) -> tuple[int, int]:
         """``(offset, timestamp)`` of the record with the greatest timestamp (ListOffsets
         MAX_TIMESTAMP, KIP-734); ``(-1, -1)`` if no record has a timestamp."""
-        best: LogSegment | None = None
-        for segment in self._segments:
-            if segment.max_timestamp >= 0 and (
-                best is None or segment.max_timestamp > best.max_timestamp
-            ):
-                best = segment
-        if best is None:
-            return -1, -1
-        found = best.translate_offset(best.offset_of_max_timestamp)
-        if found is None:
-            return best.offset_of_max_timestamp, best.max_timestamp
-        position, header = found
-        if not header.is_log_append_time:
-            for offset, ts in _record_timestamps(best, position, header):
-                if ts == header.max_timestamp:
-                    return offset, ts
-        return header.base_offset, header.max_timestamp
+        return max_timestamp_offset(self._segments)
 
     # --- deleting and truncating ----------------------------------------------------------
 
@@ -824,7 +744,7 @@ class PartitionLog:
         now = _now(now_ms)
         for segment in self._segments:
             segment.delete()
-        self._segments = [_new_segment(self.directory, offset, self._config, now)]
+        self._segments = [new_segment(self.directory, offset, self._config, now)]
         self._base_offsets = [offset]
         self._log_start_offset = self._log_end_offset = offset
         self._high_watermark = self._recovery_point = offset
@@ -909,28 +829,3 @@ class PartitionLog:
 
 def _now(now_ms: int | None) -> int:
     return now_ms if now_ms is not None else time.time_ns() // 1_000_000
-
-
-def _new_segment(directory: Path, base_offset: int, config: LogConfig, now: int) -> LogSegment:
-    return LogSegment.create(
-        directory,
-        base_offset,
-        index_interval_bytes=config.index_interval_bytes,
-        max_index_bytes=config.segment_index_bytes,
-        segment_jitter_ms=config.segment_jitter_ms,
-        now_ms=now,
-    )
-
-
-def _record_timestamps(
-    segment: LogSegment, position: int, header: BatchHeader
-) -> list[tuple[int, int]]:
-    """``(offset, timestamp)`` of each record of one batch; empty if it does not decode.
-    Only ListOffsets by timestamp comes here, never produce or fetch."""
-    data = segment.read_batch(position, header)
-    try:
-        records = decode_records(data, 0, header, MAX_DECOMPRESSED_BYTES, contiguous_offsets=False)
-    except (InvalidRecordError, CompressionError):
-        return []
-    base_offset, base_timestamp = header.base_offset, header.base_timestamp
-    return [(base_offset + r.offset_delta, base_timestamp + r.timestamp_delta) for r in records]

@@ -204,6 +204,12 @@ class LogSegment:
         return self.max_timestamp if self.max_timestamp > 0 else self.last_modified_ms
 
     @property
+    def first_batch_timestamp(self) -> int:
+        """The max timestamp of the segment's first batch, -1 if empty or unknown (what
+        Kafka's max.compaction.lag.ms measures a dirty segment's age by)."""
+        return self._rolling_timestamp
+
+    @property
     def has_unflushed_data(self) -> bool:
         return self._flushed_size != self.size
 
@@ -493,8 +499,8 @@ class LogSegment:
         index entries are written and synced when it rolls or closes. The txn index is
         synced whenever it changed (an ABORT marker was written, which is rare): its entries
         for markers below the recovery point are not rebuilt after a crash."""
-        if self.file.closed:
-            return
+        if self.file.closed or self.deleted:
+            return  # a deleted segment's index paths may already name a successor's files
         size = self.size
         if size != self._flushed_size:
             os.fsync(self.file.fd)
@@ -519,7 +525,9 @@ class LogSegment:
         self.deleted = True
         renamed: list[Path] = []
         self.txn_index.delete()
-        for path in (self.path, self.offset_index.path, self.time_index.path):
+        # the .log file goes last: while it exists, every file of this segment may still be
+        # there, and once it is gone none is (the cleaner's swap recovery relies on this)
+        for path in (self.offset_index.path, self.time_index.path, self.path):
             target = path.with_name(path.name + DELETED_SUFFIX)
             try:
                 os.rename(path, target)

@@ -206,3 +206,14 @@ def set_log_append_time(
     _ATTRIBUTES.pack_into(buf, pos + 21, header.attributes | TIMESTAMP_TYPE_MASK)
     _MAX_TIMESTAMP.pack_into(buf, pos + 35, now_ms)
     _CRC.pack_into(buf, pos + 17, compute_crc(buf, pos, header.size))
+
+
+def delete_horizon_ms(header: BatchHeader) -> int | None:
+    """The batch's delete horizon (KIP-534), or None when the attribute bit is not set.
+
+    The log cleaner stamps it on the first clean that keeps a tombstone or an empty
+    transaction's marker: baseTimestamp then holds ``now + delete.retention.ms``, and a later
+    clean past that time may remove them."""
+    if header.attributes & DELETE_HORIZON_MASK:
+        return header.base_timestamp
+    return None

@@ -46,6 +46,7 @@ from moldau.protocol.compression import (
 from moldau.protocol.record_batch import (
     COMPRESSION_MASK,
     CONTROL_MASK,
+    DELETE_HORIZON_MASK,
     HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC_V2,
@@ -585,3 +586,175 @@ def recompress_batch(
         base_sequence=header.base_sequence,
         records_count=count,
     )
+
+
+# --- log cleaner helpers ---------------------------------------------------------------
+
+
+def record_keys(
+    buf: Buffer, pos: int, header: BatchHeader, max_bytes: int | None = None
+) -> list[tuple[int, bytes | None, bool]]:
+    """``(offset_delta, key, has_value)`` of every record of the batch at ``pos``.
+
+    What the log cleaner needs to decide a record's fate, without building ``Record``
+    objects: the batch is decompressed once, values and headers are skipped over. Offsets
+    may have gaps (a compacted batch). Raises InvalidRecordError for records that do not fit
+    the batch; the value, headers and attributes are only bounds-checked, since the cleaner
+    copies a batch it keeps whole byte for byte and decodes it fully when it rewrites it.
+    """
+    count = _check_count(header, contiguous_offsets=False)
+    if header.attributes & COMPRESSION_MASK:
+        data: Buffer = _records_section(buf, pos, header, max_bytes)
+        p, limit = 0, len(data)
+    else:
+        if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+            raise InvalidRecordError(f"batch length {header.batch_length} is too short")
+        data, p, limit = buf, pos + HEADER_SIZE, pos + header.size
+        if limit > len(buf):
+            raise InvalidRecordError(f"batch of {header.size} bytes at {pos} is truncated")
+    read = _read_varint
+    out: list[tuple[int, bytes | None, bool]] = []
+    append = out.append
+    previous = -1
+    last_delta = header.last_offset_delta
+    try:
+        for index in range(count):
+            if p >= limit:
+                raise InvalidRecordError(f"only {index} of {count} declared records present")
+            # inline fast paths for 1-byte varints (values -64..63), as in ``_walk``
+            b = data[p]
+            if b < 0x80:
+                length, p = (b >> 1) ^ -(b & 1), p + 1
+            elif data[p + 1] < 0x80:
+                v = (b & 0x7F) | (data[p + 1] << 7)
+                length, p = (v >> 1) ^ -(v & 1), p + 2
+            else:
+                length, p = read(data, p)
+            end = p + length
+            if length < _MIN_RECORD_BYTES or end > limit:
+                raise InvalidRecordError(f"record {index} has length {length}")
+            p += 1  # attributes; then skip the timestamp delta
+            if data[p] < 0x80:
+                p += 1
+            elif data[p + 1] < 0x80:
+                p += 2
+            else:
+                p = read(data, p)[1]
+            b = data[p]
+            if b < 0x80:
+                offset_delta, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                offset_delta, p = read(data, p)
+            if offset_delta <= previous or offset_delta > last_delta:
+                raise InvalidRecordError(
+                    f"record {index} has offset delta {offset_delta} after {previous}"
+                )
+            previous = offset_delta
+            b = data[p]
+            if b < 0x80:
+                size, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                size, p = read(data, p)
+            key: bytes | None
+            if size >= 0:
+                if p + size > end:
+                    raise InvalidRecordError(f"record {index} has a key past its end")
+                key = bytes(data[p : p + size])
+                p += size
+            elif size == -1:
+                key = None
+            else:
+                raise InvalidRecordError(f"record {index} has key length {size}")
+            b = data[p]
+            if b < 0x80:
+                size, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                size, p = read(data, p)
+            if size < -1 or (size > 0 and p + size > end):
+                raise InvalidRecordError(f"record {index} has value length {size}")
+            append((offset_delta, key, size >= 0))
+            p = end
+    except IndexError:
+        raise InvalidRecordError(f"records truncated: {count} declared") from None
+    if p != limit:
+        raise InvalidRecordError(f"{limit - p} bytes trail the {count} declared records")
+    return out
+
+
+def build_retained_batch(
+    header: BatchHeader,
+    records: Sequence[Record],
+    *,
+    delete_horizon_ms: int | None,
+    compression_level: int | None = None,
+) -> bytes:
+    """Rebuild a batch from some of its records, as Kafka's cleaner does
+    (``MemoryRecords.buildRetainedRecordsInto``).
+
+    Kept from ``header``: base offset, lastOffsetDelta (the producer's last sequence must
+    survive), leader epoch, producer id/epoch, base sequence, codec, timestamp type,
+    transactional and control bits. Each record keeps its offset delta, key, value, headers
+    and its timestamp as consumers saw it. With ``delete_horizon_ms`` the batch carries the
+    delete horizon (KIP-534): the attribute bit is set and baseTimestamp holds the horizon,
+    record timestamps become deltas from it; otherwise baseTimestamp is the first record's
+    timestamp. maxTimestamp stays the batch's for LogAppendTime, else the max of the
+    records kept. ``records`` must not be empty (see :func:`build_empty_batch`).
+    """
+    if not records:
+        raise ValueError("a retained batch needs at least one record")
+    timestamps = [r.timestamp(header) for r in records]
+    base_timestamp = timestamps[0] if delete_horizon_ms is None else delete_horizon_ms
+    out = bytearray()
+    for r, ts in zip(records, timestamps, strict=True):
+        _encode_record(
+            out, r.offset_delta, ts - base_timestamp, r.key, r.value, r.headers, r.attributes
+        )
+    attributes = header.attributes & ~DELETE_HORIZON_MASK
+    if delete_horizon_ms is not None:
+        attributes |= DELETE_HORIZON_MASK
+    codec = header.attributes & COMPRESSION_MASK
+    max_timestamp = header.max_timestamp if header.is_log_append_time else max(timestamps)
+    return _assemble(
+        compress(codec, out, level=compression_level),
+        base_offset=header.base_offset,
+        partition_leader_epoch=header.partition_leader_epoch,
+        attributes=attributes,
+        last_offset_delta=header.last_offset_delta,
+        base_timestamp=base_timestamp,
+        max_timestamp=max_timestamp,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        records_count=len(records),
+    )
+
+
+def build_empty_batch(header: BatchHeader) -> bytes:
+    """A batch without records standing for ``header``'s batch (Kafka's
+    ``DefaultRecordBatch.writeEmptyHeader``): the cleaner keeps it when every record is gone
+    but the batch is a producer's last, whose sequence and epoch the broker's producer
+    state needs. Same offsets, leader epoch, producer id/epoch, base sequence, timestamp
+    type, transactional and control bits and maxTimestamp; no codec, no delete horizon,
+    baseTimestamp -1."""
+    attributes = header.attributes & (TIMESTAMP_TYPE_MASK | TRANSACTIONAL_MASK | CONTROL_MASK)
+    return _assemble(
+        b"",
+        base_offset=header.base_offset,
+        partition_leader_epoch=header.partition_leader_epoch,
+        attributes=attributes,
+        last_offset_delta=header.last_offset_delta,
+        base_timestamp=-1,
+        max_timestamp=header.max_timestamp,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        records_count=0,
+    )
+
+
+def control_record_type(key: bytes | None) -> int | None:
+    """The type (CONTROL_ABORT, CONTROL_COMMIT, …) in a control record's key, or None if the
+    key is too short to hold one."""
+    if key is None or len(key) < _CONTROL_KEY.size:
+        return None
+    return int(_CONTROL_KEY.unpack_from(key)[1])

@@ -44,6 +44,12 @@ class BrokerProcess:
     shutdown), ``kill()`` SIGKILL (crash), ``pause()``/``resume()`` SIGSTOP/SIGCONT. The
     data directory survives ``stop``/``kill`` so a test can ``start()`` again and check what
     was kept. Output goes to ``<data_dir>/../broker-<port>.log`` for post-mortems.
+
+    The broker's HTTP endpoint (``metrics.listen``) gets a free loopback port of its own unless
+    the caller's config sets the key, so that parallel test brokers never collide on the
+    default 9644; ``http_url`` says where it is. ``env`` is merged into the child's
+    environment at every ``start()``; it is a plain mutable dict so that a test can set a hook
+    (``MOLDAU_TEST_CLEANER_HOOK``) for one run and drop it before the restart.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class BrokerProcess:
         config: Mapping[str, str] | None = None,
         node_id: int = 1,
         extra_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -64,6 +71,9 @@ class BrokerProcess:
         self.host = host
         self.port = port or free_port(host)
         self.config: dict[str, str] = dict(config or {})
+        if "metrics.listen" not in self.config:
+            self.config["metrics.listen"] = f"127.0.0.1:{free_port('127.0.0.1')}"
+        self.env: dict[str, str] = dict(env or {})
         self.node_id = node_id
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
@@ -72,6 +82,29 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """(host, port) of the HTTP endpoint as a client reaches it; None when disabled."""
+        raw = self.config.get("metrics.listen", "").strip()
+        if not raw:
+            return None
+        host, _, port = raw.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = self.host
+        return host, int(port)
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the broker's HTTP endpoint, e.g. ``http://127.0.0.1:12345``."""
+        address = self.http_address
+        if address is None:
+            raise RuntimeError("this broker runs with metrics.listen empty (no HTTP endpoint)")
+        host, port = address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
 
     def command(self) -> list[str]:
         args = [
@@ -97,6 +130,7 @@ class BrokerProcess:
         log = self.log_path.open("ab")
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self.env)
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
