@@ -26,7 +26,7 @@ from kio.schema.errors import ErrorCode
 from kio.serial import entity_writer
 
 from moldau.cli import kafka_tools
-from moldau.cli.admin import TransactionDescription, decode_describe_transactions
+from moldau.cli.admin_txn import TransactionDescription, decode_describe_transactions
 from moldau.cli.common import CliError
 from moldau.cli.kafka_transactions_tool import pretty_table
 from moldau.cli.txn import parse_topic_partition, parse_txn_state

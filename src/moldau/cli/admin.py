@@ -670,26 +670,3 @@ def _group_description(description: Any) -> GroupDescription:
         coordinator=coordinator,
         members=members,
     )
-
-
-# Names that moved to admin_txn.py, still importable from here for older callers. Resolved
-# lazily because admin_txn imports this module.
-_MOVED_TO_ADMIN_TXN = frozenset(
-    {
-        "TRANSACTIONAL_ID_NOT_FOUND",
-        "TXN_ERROR_MESSAGES",
-        "ProducerInfo",
-        "TransactionDescription",
-        "TransactionListing",
-        "decode_describe_transactions",
-        "txn_error_text",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_ADMIN_TXN:
-        from moldau.cli import admin_txn
-
-        return getattr(admin_txn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
