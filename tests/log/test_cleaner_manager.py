@@ -416,3 +416,21 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+@pytest.mark.asyncio
+async def test_a_recreated_topic_starts_with_no_cleaned_position(
+    logs: LogManager, cleaner: LogCleanerManager
+) -> None:
+    log = logs.get_or_create_log("t", 0, COMPACT)
+    fill(log, 30)
+    assert cleaner.request_clean("t") == 1
+    await cleaner.wait_idle()
+    status = cleaner.status("t", 0)
+    assert status is not None and status.first_dirty_offset > 0
+    logs.delete_topic("t")
+    new = logs.get_or_create_log("t", 0, COMPACT)
+    fill(new, 40)  # grows past the old log's cleaned position
+    status = cleaner.status("t", 0)
+    assert status is not None
+    assert status.first_dirty_offset == 0

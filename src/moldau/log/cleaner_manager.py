@@ -310,8 +310,8 @@ class LogCleanerManager:
         if log is None or not log.config.compact:
             return None
         key = (topic, partition)
-        found = cleanable_range(log, self._first_dirty.get(key), _now_ms())
         state = self._state(key, log)
+        found = cleanable_range(log, self._first_dirty.get(key), _now_ms())
         return CleanerStatus(
             cleanable_ratio=found.cleanable_ratio,
             first_dirty_offset=found.first_dirty_offset,
@@ -408,6 +408,11 @@ class LogCleanerManager:
         """The partition's state, reset when its log was deleted and created again."""
         state = self._states.get(key)
         if state is None or state.log is not log:
+            if state is not None:
+                # A new log under the same name (topic deleted and created again): the
+                # old log's cleaned position means nothing for it (Kafka drops the
+                # checkpoint entry with the log).
+                self._first_dirty.pop(key, None)
             state = _PartitionState(log)
             self._states[key] = state
         return state
@@ -421,9 +426,10 @@ class LogCleanerManager:
         offset, the aborted transactions over them, the topic's settings. Also returns the
         source segments by base offset, for the swap's check."""
         with log.lock:
-            sources = [
-                s for s in log.segments[:-1] if s.base_offset < found.first_uncleanable_offset
-            ]
+            # The range was computed before this task ran; never past today's active segment
+            # (a truncation in between would otherwise move the checkpoint too far).
+            first_uncleanable = min(found.first_uncleanable_offset, log.segments[-1].base_offset)
+            sources = [s for s in log.segments[:-1] if s.base_offset < first_uncleanable]
             specs = tuple(SegmentSpec(s.base_offset, s.next_offset, s.size) for s in sources)
             aborted = (
                 tuple(log.aborted_transactions(sources[0].base_offset, sources[-1].next_offset))
@@ -446,7 +452,7 @@ class LogCleanerManager:
             directory=str(log.directory),
             segments=specs,
             first_dirty_offset=found.first_dirty_offset,
-            first_uncleanable_offset=found.first_uncleanable_offset,
+            first_uncleanable_offset=first_uncleanable,
             delete_retention_ms=config.delete_retention_ms,
             now_ms=now_ms,
             segment_bytes=config.segment_bytes,
