@@ -353,16 +353,24 @@ def count_and_check_records(
     (bounded by ``max_bytes``). Raises InvalidRecordError.
     """
     count = _check_count(header, contiguous_offsets)
-    if header.attributes & COMPRESSION_MASK:
-        data: Buffer = _records_section(buf, pos, header, max_bytes)
-        p, limit = 0, len(data)
-    else:
-        if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-            raise InvalidRecordError(f"batch length {header.batch_length} is too short")
-        data, p, limit = buf, pos + HEADER_SIZE, pos + header.size
-        if limit > len(buf):
-            raise InvalidRecordError(f"batch of {header.size} bytes at {pos} is truncated")
+    data, p, limit = _records_span(buf, pos, header, max_bytes)
     _walk(data, p, limit, count, header, contiguous_offsets)
+
+
+def _records_span(
+    buf: Buffer, pos: int, header: BatchHeader, max_bytes: int | None
+) -> tuple[Buffer, int, int]:
+    """``(data, start, end)`` of the batch's records: in place when uncompressed (no copy),
+    else the decompressed section. The record walks below share it."""
+    if header.attributes & COMPRESSION_MASK:
+        data = _records_section(buf, pos, header, max_bytes)
+        return data, 0, len(data)
+    if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+        raise InvalidRecordError(f"batch length {header.batch_length} is too short")
+    limit = pos + header.size
+    if limit > len(buf):
+        raise InvalidRecordError(f"batch of {header.size} bytes at {pos} is truncated")
+    return buf, pos + HEADER_SIZE, limit
 
 
 def _walk(
@@ -603,15 +611,7 @@ def record_keys(
     copies a batch it keeps whole byte for byte and decodes it fully when it rewrites it.
     """
     count = _check_count(header, contiguous_offsets=False)
-    if header.attributes & COMPRESSION_MASK:
-        data: Buffer = _records_section(buf, pos, header, max_bytes)
-        p, limit = 0, len(data)
-    else:
-        if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-            raise InvalidRecordError(f"batch length {header.batch_length} is too short")
-        data, p, limit = buf, pos + HEADER_SIZE, pos + header.size
-        if limit > len(buf):
-            raise InvalidRecordError(f"batch of {header.size} bytes at {pos} is truncated")
+    data, p, limit = _records_span(buf, pos, header, max_bytes)
     read = _read_varint
     out: list[tuple[int, bytes | None, bool]] = []
     append = out.append
@@ -621,7 +621,8 @@ def record_keys(
         for index in range(count):
             if p >= limit:
                 raise InvalidRecordError(f"only {index} of {count} declared records present")
-            # inline fast paths for 1-byte varints (values -64..63), as in ``_walk``
+            # The record header walk repeats ``_walk``'s on purpose: a shared per-record
+            # helper would add a call per record to the produce path's walk.
             b = data[p]
             if b < 0x80:
                 length, p = (b >> 1) ^ -(b & 1), p + 1
