@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -80,9 +78,16 @@ from moldau.coordinator.group.results import (
     TxnProducer,
     WriteCallback,
 )
+from moldau.coordinator.replay import ShardStatus, log_batches
 from moldau.log.log import PartitionLog
-from moldau.protocol.record_batch import NO_PRODUCER_ID, BatchHeader, iter_batches
-from moldau.protocol.records import CONTROL_ABORT, CONTROL_COMMIT, NewRecord, decode_records
+from moldau.protocol.record_batch import NO_PRODUCER_ID, BatchHeader
+from moldau.protocol.records import (
+    CONTROL_ABORT,
+    CONTROL_COMMIT,
+    NewRecord,
+    control_record_type,
+    decode_records,
+)
 
 log = logging.getLogger("moldau.coordinator.group")
 
@@ -91,10 +96,6 @@ T = TypeVar("T")
 AppendFn = Callable[[int, Sequence[NewRecord], TxnProducer | None], Awaitable[None]]
 """``append(partition, records, producer)``: write one batch now — a transactional batch of
 ``producer`` when given — and await the result for durability."""
-
-LOAD_READ_BYTES = 1 << 20
-
-_CONTROL_KEY = struct.Struct(">hh")  # version, type
 
 _WRITE_ERROR_MAP = {
     ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
@@ -129,12 +130,6 @@ def write_error_code(exc: BaseException) -> ErrorCode:
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class ShardStatus(enum.Enum):
-    LOADING = "loading"
-    ACTIVE = "active"
-    CLOSED = "closed"
 
 
 class _LoopTimer:
@@ -186,6 +181,9 @@ class Shard:
         self.early_markers: list[tuple[int, bool]] = []
         """Markers the broker reported while the shard was loading; applied after the
         replay (which may have seen them already: completing twice is harmless)."""
+
+    def is_loading(self) -> bool:
+        return self.status is ShardStatus.LOADING
 
 
 class GroupCoordinatorRuntime:
@@ -258,30 +256,24 @@ class GroupCoordinatorRuntime:
 
     async def _load(self, shard: Shard, log_: PartitionLog) -> None:
         coordinator = shard.coordinator
-        offset = log_.log_start_offset
         records = skipped = 0
-        while offset < log_.high_watermark and shard.status is ShardStatus.LOADING:
-            data = await asyncio.to_thread(_read_chunk, log_, offset)
-            if not data:
-                break
-            for position, header in iter_batches(data):
-                offset = header.next_offset
-                if header.is_control:
-                    _replay_marker(coordinator, log_.name, data, position, header)
+        async for data, position, header in log_batches(log_, shard.is_loading):
+            if header.is_control:
+                _replay_marker(coordinator, log_.name, data, position, header)
+                continue
+            producer_id = header.producer_id if header.is_transactional else NO_PRODUCER_ID
+            for record in decode_records(data, position, header, contiguous_offsets=False):
+                try:
+                    decoded = decode_record(record.key, record.value)
+                except RecordFormatError as exc:
+                    log.warning("%s: skipping an unreadable record: %s", log_.name, exc)
+                    skipped += 1
                     continue
-                producer_id = header.producer_id if header.is_transactional else NO_PRODUCER_ID
-                for record in decode_records(data, position, header, contiguous_offsets=False):
-                    try:
-                        decoded = decode_record(record.key, record.value)
-                    except RecordFormatError as exc:
-                        log.warning("%s: skipping an unreadable record: %s", log_.name, exc)
-                        skipped += 1
-                        continue
-                    if decoded is None:
-                        skipped += 1
-                        continue
-                    coordinator.replay(decoded, producer_id)
-                    records += 1
+                if decoded is None:
+                    skipped += 1
+                    continue
+                coordinator.replay(decoded, producer_id)
+                records += 1
         if shard.status is not ShardStatus.LOADING:
             return
         for producer_id, commit in shard.early_markers:
@@ -606,18 +598,11 @@ def _replay_marker(
 ) -> None:
     """Complete the transaction a control batch read back from the log ends."""
     for record in decode_records(data, position, header, contiguous_offsets=False):
-        key = record.key
-        if key is None or len(key) < _CONTROL_KEY.size:
+        kind = control_record_type(record.key)
+        if kind is None:
             log.warning("%s: skipping a control record without a valid key", name)
-            continue
-        _version, kind = _CONTROL_KEY.unpack_from(key)
-        if kind in (CONTROL_COMMIT, CONTROL_ABORT):
+        elif kind in (CONTROL_COMMIT, CONTROL_ABORT):
             coordinator.complete_transaction(header.producer_id, kind == CONTROL_COMMIT)
-
-
-def _read_chunk(log_: PartitionLog, offset: int) -> bytes:
-    info = log_.read(offset, LOAD_READ_BYTES, max_offset=log_.high_watermark)
-    return info.read_bytes()
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:

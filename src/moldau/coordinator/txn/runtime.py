@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from typing import Any, TypeVar
 from kio.schema.errors import ErrorCode
 
 from moldau.coordinator.group.partitioner import partition_for
+from moldau.coordinator.replay import ShardStatus, log_batches
 from moldau.coordinator.txn.config import TRANSACTION_STATE_TOPIC, TxnCoordinatorConfig
 from moldau.coordinator.txn.coordinator import TransactionCoordinator, TxnResult, TxnTransition
 from moldau.coordinator.txn.messages import (
@@ -52,7 +52,6 @@ from moldau.coordinator.txn.messages import (
 )
 from moldau.coordinator.txn.records import RecordFormatError, decode_record, to_new_record
 from moldau.log.log import PartitionLog
-from moldau.protocol.record_batch import iter_batches
 from moldau.protocol.records import NewRecord, decode_records
 
 log = logging.getLogger("moldau.coordinator.txn")
@@ -66,8 +65,6 @@ durability."""
 
 WriteMarkersFn = Callable[[TxnMarkerRequest], Awaitable[Mapping[TopicPartition, ErrorCode]]]
 """Write the marker to every partition of the request; one error per partition."""
-
-LOAD_READ_BYTES = 1 << 20
 
 # Partitions answering these are finished for this transaction: written, or never to be
 # written (topic deleted, or a newer producer epoch / coordinator already took over).
@@ -108,12 +105,6 @@ def write_error_code(exc: BaseException) -> ErrorCode:
     return _WRITE_ERROR_MAP.get(error, error)
 
 
-class ShardStatus(enum.Enum):
-    LOADING = "loading"
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
 class Shard:
     """One partition's coordinator with its status (a reload makes a new Shard)."""
 
@@ -121,6 +112,9 @@ class Shard:
         self.partition = partition
         self.coordinator = coordinator
         self.status = ShardStatus.LOADING
+
+    def is_loading(self) -> bool:
+        return self.status is ShardStatus.LOADING
 
 
 class TransactionCoordinatorRuntime:
@@ -231,25 +225,19 @@ class TransactionCoordinatorRuntime:
 
     async def _load(self, shard: Shard, log_: PartitionLog) -> None:
         coordinator = shard.coordinator
-        offset = log_.log_start_offset
         records = skipped = 0
-        while offset < log_.high_watermark and shard.status is ShardStatus.LOADING:
-            data = await asyncio.to_thread(_read_chunk, log_, offset)
-            if not data:
-                break
-            for position, header in iter_batches(data):
-                offset = header.next_offset
-                if header.is_control:
+        async for data, position, header in log_batches(log_, shard.is_loading):
+            if header.is_control:
+                continue
+            for record in decode_records(data, position, header, contiguous_offsets=False):
+                try:
+                    decoded = decode_record(record.key, record.value)
+                except RecordFormatError as exc:
+                    log.warning("%s: skipping an unreadable record: %s", log_.name, exc)
+                    skipped += 1
                     continue
-                for record in decode_records(data, position, header, contiguous_offsets=False):
-                    try:
-                        decoded = decode_record(record.key, record.value)
-                    except RecordFormatError as exc:
-                        log.warning("%s: skipping an unreadable record: %s", log_.name, exc)
-                        skipped += 1
-                        continue
-                    coordinator.replay(decoded)
-                    records += 1
+                coordinator.replay(decoded)
+                records += 1
         if shard.status is not ShardStatus.LOADING:
             return
         shard.status = ShardStatus.ACTIVE
@@ -566,11 +554,6 @@ class TransactionCoordinatorRuntime:
 
 def _identity(error: ErrorCode) -> ErrorCode:
     return error
-
-
-def _read_chunk(log_: PartitionLog, offset: int) -> bytes:
-    info = log_.read(offset, LOAD_READ_BYTES, max_offset=log_.high_watermark)
-    return info.read_bytes()
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
