@@ -98,6 +98,34 @@ def test_make_drops_unknown_fields_and_converts() -> None:
     assert millis(response.throttle_time) == 250
 
 
+def test_make_turns_minus_one_timestamps_into_none_or_minus_one_on_the_wire() -> None:
+    produce = schema_for(ApiKey.PRODUCE, 9).response_module
+    nullable = make(
+        produce.PartitionProduceResponse,
+        index=0,
+        error_code=0,
+        base_offset=0,
+        log_append_time=-1,
+        record_errors=(),
+    )
+    assert nullable.log_append_time is None
+    describe = schema_for(ApiKey.DESCRIBE_TRANSACTIONS, 0)
+    state = make(
+        describe.response_module.TransactionState,
+        error_code=0,
+        transactional_id="t",
+        transaction_state="Empty",
+        transaction_timeout=0,
+        transaction_start_time=-1,
+        producer_id=-1,
+        producer_epoch=-1,
+        topics=(),
+    )
+    response = make(describe.response_type, throttle_time=0, transaction_states=(state,))
+    frame = encode_response(describe, 7, response)
+    assert struct.pack(">q", -1) + struct.pack(">q", -1) in frame  # start time, producer id
+
+
 def test_every_advertised_version_has_kio_schemas() -> None:
     for key, versions in ADVERTISED.items():
         for version in range(versions.decodable_min, versions.max + 1):

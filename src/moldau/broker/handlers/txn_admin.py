@@ -7,7 +7,6 @@ transactions and see which producers write a partition.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -33,7 +32,7 @@ async def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any
                 transactional_id=described.transactional_id,
                 transaction_state=described.state,
                 transaction_timeout=described.transaction_timeout_ms,
-                transaction_start_time=_timestamp(described.transaction_start_time_ms),
+                transaction_start_time=described.transaction_start_time_ms,
                 producer_id=described.producer_id,
                 producer_epoch=described.producer_epoch,
                 topics=tuple(
@@ -43,17 +42,6 @@ async def handle_describe_transactions(ctx: RequestContext, request: Any) -> Any
             )
         )
     return ctx.response(throttle_time=0, transaction_states=tuple(states))
-
-
-NO_TIMESTAMP = datetime.datetime.fromtimestamp(-0.001, tz=datetime.UTC)
-"""Kafka's -1 ("no start time": an Empty or unknown transaction) as kio's timestamp type,
-which has no None for this non-nullable field; it encodes as exactly -1."""
-
-
-def _timestamp(epoch_ms: int) -> datetime.datetime:
-    if epoch_ms < 0:
-        return NO_TIMESTAMP
-    return datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.UTC)
 
 
 KNOWN_STATES = (
