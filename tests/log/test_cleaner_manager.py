@@ -434,3 +434,21 @@ async def test_a_recreated_topic_starts_with_no_cleaned_position(
     status = cleaner.status("t", 0)
     assert status is not None
     assert status.first_dirty_offset == 0
+
+
+@pytest.mark.asyncio
+async def test_compact_delete_topics_are_cleaned_and_keep_retention(
+    logs: LogManager, cleaner: LogCleanerManager
+) -> None:
+    config = LogConfig(
+        cleanup_policy="compact,delete", segment_bytes=SEGMENT_BYTES, retention_bytes=1
+    )
+    log = logs.get_or_create_log("both", 0, config)
+    fill(log, 10)
+    assert cleaner.request_clean("both") == 1
+    await cleaner.wait_idle()
+    status = cleaner.status("both", 0)
+    assert status is not None and status.last_clean_time_ms >= 0
+    before = len(log.segments)
+    assert log.delete_retention_segments(NOW_MS) > 0  # retention.bytes still applies
+    assert len(log.segments) < before
