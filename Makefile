@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ./moldau-data
 LISTEN ?= 127.0.0.1:9092
 
-.PHONY: run test lint bench venv test-deps clean
+.PHONY: run test lint bench venv test-deps etcd-dep clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,17 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-run: $(VENV)/.installed
+# etcd (Debian's etcd-server) coordinates clusters: `moldau cluster up` and the cluster tests.
+etcd-dep:
+	@command -v etcd >/dev/null 2>&1 || { \
+		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq etcd-server >/dev/null; }
+
+run: $(VENV)/.installed etcd-dep
 	$(BIN)/moldau broker --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # System tools the compatibility tests drive: kcat (apt) and kafkajs (npm).
-test-deps: $(VENV)/.test-installed
+test-deps: $(VENV)/.test-installed etcd-dep
 	@command -v kcat >/dev/null 2>&1 || { \
 		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq kcat >/dev/null; }

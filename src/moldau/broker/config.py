@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import re
 import socket
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -258,6 +258,22 @@ class BrokerConfig:
     transaction_remove_expired_transaction_cleanup_interval_ms: int
     producer_id_expiration_ms: int
     producer_id_expiration_check_interval_ms: int
+    broker_rack: str | None
+    metadata_endpoints: tuple[str, ...]
+    """etcd endpoints as ``http://host:port``; empty for a single-node broker."""
+    etcd_prefix: str
+    broker_session_timeout_ms: int
+    broker_heartbeat_interval_ms: int
+    replica_lag_time_max_ms: int
+    replica_fetch_wait_max_ms: int
+    replica_fetch_min_bytes: int
+    replica_fetch_max_bytes: int
+    replica_fetch_response_max_bytes: int
+    replica_fetch_backoff_ms: int
+    auto_leader_rebalance_enable: bool
+    leader_imbalance_check_interval_seconds: int
+    controlled_shutdown_enable: bool
+    controlled_shutdown_timeout_ms: int
 
     def __init__(
         self,
@@ -331,6 +347,23 @@ class BrokerConfig:
         self.producer_id_expiration_check_interval_ms = value[
             "producer.id.expiration.check.interval.ms"
         ]
+        self.broker_rack = value["broker.rack"] or None
+        self.metadata_endpoints = _etcd_endpoints(value["moldau.metadata"], self._where)
+        self.etcd_prefix = "/" + str(value["moldau.etcd.prefix"]).strip("/")
+        self.broker_session_timeout_ms = value["broker.session.timeout.ms"]
+        self.broker_heartbeat_interval_ms = value["broker.heartbeat.interval.ms"]
+        self.replica_lag_time_max_ms = value["replica.lag.time.max.ms"]
+        self.replica_fetch_wait_max_ms = value["replica.fetch.wait.max.ms"]
+        self.replica_fetch_min_bytes = value["replica.fetch.min.bytes"]
+        self.replica_fetch_max_bytes = value["replica.fetch.max.bytes"]
+        self.replica_fetch_response_max_bytes = value["replica.fetch.response.max.bytes"]
+        self.replica_fetch_backoff_ms = value["replica.fetch.backoff.ms"]
+        self.auto_leader_rebalance_enable = value["auto.leader.rebalance.enable"]
+        self.leader_imbalance_check_interval_seconds = value[
+            "leader.imbalance.check.interval.seconds"
+        ]
+        self.controlled_shutdown_enable = value["controlled.shutdown.enable"]
+        self.controlled_shutdown_timeout_ms = value["moldau.controlled.shutdown.timeout.ms"]
 
     # -- building ---------------------------------------------------------------------------
 
@@ -631,3 +664,26 @@ def _unknown_key_message(name: str) -> str:
         return f"{message}: {name} is a topic config, its broker default is {topic.broker_key}"
     close = difflib.get_close_matches(name, BROKER_KEYS, n=1, cutoff=0.8)
     return f"{message} (did you mean {close[0]!r}?)" if close else message
+
+
+def _etcd_endpoints(raw: str | None, where: Callable[[str], str]) -> tuple[str, ...]:
+    """``etcd://h1:p1,h2:p2`` → ``("http://h1:p1", "http://h2:p2")``; None/empty → ()."""
+    if raw is None or not raw.strip():
+        return ()
+    text = raw.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("etcd", "http"):
+        raise ConfigError(
+            f"Invalid value {text} for configuration moldau.metadata: expected "
+            f"etcd://HOST:PORT[,HOST:PORT]{where('moldau.metadata')}"
+        )
+    endpoints: list[str] = []
+    for item in rest.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"Invalid value {text} for configuration moldau.metadata: {item.strip()!r} is "
+                f"not HOST:PORT{where('moldau.metadata')}"
+            )
+        endpoints.append(f"http://{host}:{int(port)}")
+    return tuple(endpoints)

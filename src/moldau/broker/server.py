@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -22,14 +23,22 @@ from moldau.broker.errors import ApiError
 from moldau.broker.handlers import load_all
 from moldau.broker.http_server import HttpServer, start_http_server
 from moldau.broker.notifier import AppendNotifier
-from moldau.broker.producer_ids import ProducerIdManager
+from moldau.broker.peers import PeerClients
+from moldau.broker.producer_ids import ClusterProducerIdManager, ProducerIdManager, ProducerIds
 from moldau.broker.txn_markers import write_markers
 from moldau.cluster.metadata import (
     InvalidTopicError,
+    MetadataImage,
     MetadataStore,
     TopicImage,
     collides,
     validate_topic_name,
+)
+from moldau.cluster.replica_manager import (
+    PartitionError,
+    ReplicaManager,
+    ReplicationConfig,
+    RoleChanges,
 )
 from moldau.coordinator.group import (
     GROUP_METADATA_TOPIC,
@@ -54,10 +63,22 @@ from moldau.protocol.records import NewRecord, build_batch
 
 if TYPE_CHECKING:
     from moldau.broker.connection import KafkaConnection
+    from moldau.cluster.controller import Controller
+    from moldau.cluster.etcd_store import ClusterMetadataStore
+    from moldau.cluster.partition import Partition
+    from moldau.cluster.replica_fetcher import ReplicaFetcherManager
 
 log = logging.getLogger("moldau.broker")
 
 MAX_PARTITIONS_PER_TOPIC = 10_000
+INTERNAL_WRITE_TIMEOUT_MS = 5_000
+"""How long a coordinator's write waits for the ISR (Kafka's offsets.commit.timeout.ms)."""
+
+_T = TypeVar("_T")
+
+
+def _always() -> bool:
+    return True
 
 
 async def _done() -> None:
@@ -65,14 +86,30 @@ async def _done() -> None:
 
 
 class Broker:
-    """One broker: config, metadata image, partition logs, listener, background tasks."""
+    """One broker: config, metadata image, partition logs, listener, background tasks.
+
+    Two modes share every code path below the metadata store. Single node (no
+    ``moldau.metadata``): the image lives in the data directory and names this broker as
+    every partition's only replica and leader. Cluster (``--metadata etcd://…``): the image
+    comes from etcd by watch, a ``Controller`` may run here, followers fetch from leaders.
+    Either way ``_apply_image`` turns each new image into log, replica-role and coordinator
+    changes, so that a topic created by this broker and one created elsewhere take the same
+    route.
+    """
 
     def __init__(self, config: BrokerConfig) -> None:
         load_all()
         self.config = config
         self.node_id = config.node_id
         self.data_dir = Path(config.data_dir)
-        self.metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
+        self.cluster_store: ClusterMetadataStore | None = None
+        self.controller: Controller | None = None
+        self.fetchers: ReplicaFetcherManager | None = None
+        self.local_metadata: MetadataStore | None = None
+        if config.metadata_endpoints:
+            self.cluster_store = self._make_cluster_store()
+        else:
+            self.local_metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
         self.default_log_config = config.default_log_config()
         self.logs = LogManager(self.data_dir, self.default_log_config)
         self.cleaner = LogCleanerManager(
@@ -85,7 +122,74 @@ class Broker:
         )
         self.flusher = GroupCommitFlusher()
         self.notifier = AppendNotifier()
-        self.producer_ids = ProducerIdManager(self.data_dir)
+        replication = self._replication_config()
+        store = self.cluster_store
+        if store is not None:
+            from moldau.cluster.replica_fetcher import ReplicaFetcherManager
+
+            self.fetchers = ReplicaFetcherManager(
+                replication, self._broker_address, on_append=self.notifier.notify
+            )
+            self.producer_ids: ProducerIds = ClusterProducerIdManager(store.allocate_producer_ids)
+        else:
+            self.producer_ids = ProducerIdManager(self.data_dir)
+        self.replicas = ReplicaManager(
+            replication,
+            self.logs,
+            log_config_for=self._log_config_for,
+            alter_partition=store.compare_and_set_partition if store is not None else None,
+            fetchers=self.fetchers,
+            on_high_watermark=self.notifier.notify,
+            lease_valid=store.lease_valid if store is not None else _always,
+        )
+        self.peers = PeerClients(self.node_id, self.broker_endpoint)
+        self._applied_image: MetadataImage | None = None
+        self._build_coordinators()
+        self.connections: set[KafkaConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._http_server: HttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._creating_internal: set[str] = set()
+
+    def _make_cluster_store(self) -> ClusterMetadataStore:
+        from moldau.cluster.etcd_store import ClusterMetadataStore
+        from moldau.cluster.state import BrokerRegistration
+
+        c = self.config
+        registration = BrokerRegistration(
+            node_id=c.node_id,
+            host=c.advertised_host,
+            port=c.advertised_port,
+            rack=c.broker_rack,
+            incarnation=uuid.uuid4().hex,
+        )
+        return ClusterMetadataStore(
+            c.metadata_endpoints,
+            node_id=c.node_id,
+            registration=registration,
+            data_dir=self.data_dir,
+            session_timeout_ms=c.broker_session_timeout_ms,
+            heartbeat_interval_ms=c.broker_heartbeat_interval_ms,
+            prefix=c.etcd_prefix,
+            cluster_id=c.cluster_id,
+        )
+
+    def _replication_config(self) -> ReplicationConfig:
+        c = self.config
+        return ReplicationConfig(
+            node_id=c.node_id,
+            replica_lag_time_max_ms=c.replica_lag_time_max_ms,
+            replica_fetch_wait_max_ms=c.replica_fetch_wait_max_ms,
+            replica_fetch_min_bytes=c.replica_fetch_min_bytes,
+            replica_fetch_max_bytes=c.replica_fetch_max_bytes,
+            replica_fetch_response_max_bytes=c.replica_fetch_response_max_bytes,
+            replica_fetch_backoff_ms=c.replica_fetch_backoff_ms,
+        )
+
+    def _build_coordinators(self) -> None:
+        """(Re)build both coordinator runtimes; their partition counts come from the image,
+        so in cluster mode this runs again once the store has loaded it."""
         self.group_coordinator = GroupCoordinatorRuntime(
             self._group_coordinator_config(), self._append_group_records
         )
@@ -95,10 +199,18 @@ class Broker:
             self._write_txn_markers,
             self.producer_ids.next_id,
         )
-        self.connections: set[KafkaConnection] = set()
-        self._server: asyncio.AbstractServer | None = None
-        self._http_server: HttpServer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def metadata(self) -> MetadataStore | ClusterMetadataStore:
+        """The metadata store; handlers read ``broker.metadata.image``."""
+        if self.cluster_store is not None:
+            return self.cluster_store
+        assert self.local_metadata is not None
+        return self.local_metadata
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.cluster_store is not None
 
     @property
     def cluster_id(self) -> str:
@@ -108,16 +220,35 @@ class Broker:
     def advertised(self) -> tuple[str, int]:
         return self.config.advertised_host, self.config.advertised_port
 
+    def _broker_address(self, node_id: int) -> tuple[str, int] | None:
+        registration = self.metadata.image.brokers.get(node_id)
+        if registration is None:
+            return None
+        return registration.host, registration.port
+
+    def broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
+        """Where clients reach broker ``node_id``: ourselves, or a live registration."""
+        if node_id == self.node_id:
+            return self.advertised
+        return self._broker_address(node_id)
+
+    def live_broker_ids(self) -> list[int]:
+        if self.cluster_store is None:
+            return [self.node_id]
+        return sorted(self.metadata.image.brokers)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        configs = {
-            name: self.topic_log_config(topic) for name, topic in self.metadata.image.topics.items()
-        }
+        store = self.cluster_store
+        if store is not None:
+            await store.start()
+            self._build_coordinators()
+            if isinstance(self.producer_ids, ClusterProducerIdManager):
+                await self.producer_ids.prefetch()
+        image = self.metadata.image
+        configs = {name: self.topic_log_config(topic) for name, topic in image.topics.items()}
         await asyncio.to_thread(self.logs.open_all, configs)
-        for topic in self.metadata.image.topics.values():
-            for partition in range(topic.partitions):
-                self.logs.get_or_create_log(topic.name, partition, configs[topic.name])
         loop = asyncio.get_running_loop()
         from moldau.broker.connection import KafkaConnection
 
@@ -125,6 +256,20 @@ class Broker:
             # Before the Kafka port: whoever waits for that port finds this one up too.
             host, port = self.config.metrics_listen
             self._http_server = await start_http_server(self, host, port)
+        self._tasks = [
+            loop.create_task(self._retention_loop()),
+            loop.create_task(self._flush_loop()),
+        ]
+        self.cleaner.start()
+        self.group_coordinator.start()
+        self.txn_coordinator.start()
+        self.replicas.start()
+        self._apply_image(image)
+        self._drop_stray_logs(image)
+        if store is not None:
+            store.subscribe(self._apply_image)
+            store.on_lease_state(self.replicas.on_lease_state)
+            self._start_controller(store)
         self._server = await loop.create_server(
             lambda: KafkaConnection(self),
             self.config.listen_host,
@@ -132,30 +277,39 @@ class Broker:
             reuse_address=True,
             backlog=1024,
         )
-        self._tasks = [
-            loop.create_task(self._retention_loop()),
-            loop.create_task(self._flush_loop()),
-        ]
-        self.cleaner.start()
-        self.group_coordinator.start()
-        offsets_topic = self.metadata.image.topic(GROUP_METADATA_TOPIC)
-        if offsets_topic is not None:
-            # Single node: this broker coordinates every partition. Replay them in the
-            # background; their groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile.
-            for partition in range(offsets_topic.partitions):
-                offsets_log = self.get_log(GROUP_METADATA_TOPIC, partition)
-                if offsets_log is not None:
-                    self._tasks.append(self.group_coordinator.load(partition, offsets_log))
-        self.txn_coordinator.start()
-        txn_topic = self.metadata.image.topic(TRANSACTION_STATE_TOPIC)
-        if txn_topic is not None:
-            for partition in range(txn_topic.partitions):
-                txn_log = self.get_log(TRANSACTION_STATE_TOPIC, partition)
-                if txn_log is not None:
-                    self._tasks.append(self.txn_coordinator.load(partition, txn_log))
+
+    def _start_controller(self, store: ClusterMetadataStore) -> None:
+        from moldau.cluster.controller import Controller, ControllerConfig
+
+        c = self.config
+        self.controller = Controller(
+            self.node_id,
+            store,
+            ControllerConfig(
+                unclean_leader_election_enable=self.default_log_config.unclean_leader_election_enable,
+                auto_leader_rebalance_enable=c.auto_leader_rebalance_enable,
+                leader_imbalance_check_interval_seconds=c.leader_imbalance_check_interval_seconds,
+            ),
+        )
+        self.controller.start()
+
+    def _drop_stray_logs(self, image: MetadataImage) -> None:
+        """Delete logs on disk that no longer belong here: their topic was deleted (or
+        recreated) while we were down, or the partition was reassigned away."""
+        for partition_log in self.logs.all_logs():
+            topic, _, index = partition_log.name.rpartition("-")
+            if not index.isdigit():
+                continue
+            if self.replicas.get(topic, int(index)) is None:
+                log.info("deleting %s: not a replica here any more", partition_log.name)
+                self.logs.delete_log(topic, int(index))
 
     async def stop(self) -> None:
-        """Clean shutdown: stop accepting, drop connections, flush and close every log."""
+        """Clean shutdown: hand leadership over (cluster), stop accepting, drop
+        connections, flush and close every log."""
+        store = self.cluster_store
+        if store is not None and self.config.controlled_shutdown_enable:
+            await self._controlled_shutdown(store)
         if self._http_server is not None:
             self._http_server.close()
             await self._http_server.wait_closed()
@@ -163,23 +317,125 @@ class Broker:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+        if self.controller is not None:
+            await self.controller.close()
         await self.txn_coordinator.close()
         await self.group_coordinator.close()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.replicas.close()
+        await self.peers.close()
+        if self.fetchers is not None:
+            await self.fetchers.close()
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await store.close(deregister=True)
         await self.cleaner.close()
         await asyncio.to_thread(self.logs.close)
+
+    async def _controlled_shutdown(self, store: ClusterMetadataStore) -> None:
+        """Ask the controller to move our leaderships away, and wait (bounded) until the
+        image shows that we lead nothing that another ISR member could lead."""
+        timeout_s = self.config.controlled_shutdown_timeout_ms / 1000
+        deadline = time.monotonic() + timeout_s
+        try:
+            await asyncio.wait_for(store.set_shutting_down(), timeout_s)
+        except Exception as exc:
+            log.warning("controlled shutdown: could not announce it: %s", exc)
+            return
+        while time.monotonic() < deadline:
+            if not self._leads_movable_partitions():
+                log.info("controlled shutdown: leadership handed over")
+                return
+            await asyncio.sleep(0.1)
+        log.warning("controlled shutdown: still leading partitions after %.1fs", timeout_s)
+
+    def _leads_movable_partitions(self) -> bool:
+        image = self.metadata.image
+        dead_or_leaving = {b.node_id for b in image.brokers.values() if b.shutting_down} | {
+            self.node_id
+        }
+        for states in image.partitions.values():
+            for state in states:
+                if state.leader != self.node_id:
+                    continue
+                if any(r not in dead_or_leaving and r in image.brokers for r in state.isr):
+                    return True
+        return False
+
+    # -- metadata image → logs, replicas, coordinators ---------------------------------
+
+    def _apply_image(self, image: MetadataImage) -> None:
+        """Make this broker match ``image``: topic configs, deleted topics, replica roles,
+        coordinator shards. Runs on the loop after every metadata change."""
+        old = self._applied_image
+        self._applied_image = image
+        deleted: list[str] = []
+        if old is not None:
+            for name, topic in old.topics.items():
+                new = image.topics.get(name)
+                if new is None or new.topic_id != topic.topic_id:
+                    deleted.append(name)
+                elif new.configs != topic.configs:
+                    self.logs.update_topic_config(name, self.topic_log_config(new))
+        try:
+            changes = self.replicas.apply_image(image)
+        except Exception:
+            log.exception("applying the metadata image failed")
+            return
+        for name in deleted:
+            if name not in image.topics:
+                self.logs.delete_topic(name)
+                log.info("deleted topic %s", name)
+        self._move_coordinators(changes)
+
+    def _move_coordinators(self, changes: RoleChanges) -> None:
+        """Coordinators live on the leaders of their internal partitions (Kafka's rule):
+        load a shard when we become leader, drop it when we stop."""
+        for topic, partition, leader_epoch in changes.became_leader:
+            if topic not in (GROUP_METADATA_TOPIC, TRANSACTION_STATE_TOPIC):
+                continue
+            replica = self.replicas.get(topic, partition)
+            if replica is None:
+                continue
+            fresh = replica.log.log_end_offset == 0
+            if topic == GROUP_METADATA_TOPIC:
+                if fresh:
+                    self.group_coordinator.activate(partition)
+                else:
+                    self._keep(self.group_coordinator.load(partition, replica.log))
+            elif fresh:
+                self.txn_coordinator.activate(partition, leader_epoch)
+            else:
+                self._keep(self.txn_coordinator.load(partition, replica.log, leader_epoch))
+        for topic, partition in [*changes.became_follower, *changes.removed]:
+            if topic == GROUP_METADATA_TOPIC:
+                self.group_coordinator.unload(partition)
+            elif topic == TRANSACTION_STATE_TOPIC:
+                self.txn_coordinator.unload(partition)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- topics --------------------------------------------------------------------------
 
     def topic_log_config(self, topic: TopicImage) -> LogConfig:
         return self.default_log_config.with_overrides(topic.configs)
 
+    def _log_config_for(self, name: str) -> LogConfig:
+        topic = self.metadata.image.topic(name)
+        return self.default_log_config if topic is None else self.topic_log_config(topic)
+
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get_log(topic, partition)
+
+    def leader_partition(self, topic: str, partition: int) -> Partition:
+        """The partition if this broker leads it now; raises PartitionError otherwise."""
+        return self.replicas.leader_partition(topic, partition)
 
     def validate_new_topic(
         self, name: str, partitions: int, replication_factor: int, configs: Mapping[str, str]
@@ -207,66 +463,115 @@ class Broker:
             raise ApiError(
                 ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0."
             )
-        if replication_factor > 1:
+        available = len(self._placeable_brokers())
+        if replication_factor > available:
             raise ApiError(
                 ErrorCode.invalid_replication_factor,
-                f"Replication factor: {replication_factor} larger than available brokers: 1.",
+                f"Replication factor: {replication_factor} larger than available brokers: "
+                f"{available}.",
             )
         try:
             self.default_log_config.with_overrides(configs)
         except ConfigError as exc:
             raise ApiError(ErrorCode.invalid_config, str(exc)) from None
 
-    def create_topic(
+    def _placeable_brokers(self) -> list[int]:
+        if self.cluster_store is None:
+            return [self.node_id]
+        return [b.node_id for b in self.metadata.image.brokers.values() if not b.shutting_down]
+
+    async def create_topic(
         self,
         name: str,
         partitions: int | None = None,
         replication_factor: int | None = None,
         configs: Mapping[str, str] | None = None,
     ) -> TopicImage:
-        """Create a topic (metadata first, then one log per partition)."""
+        """Create a topic: metadata first; the logs follow from the new image."""
         partitions = self.config.num_partitions if partitions in (None, -1) else partitions
         if replication_factor in (None, -1):
             replication_factor = self.config.default_replication_factor
         assert partitions is not None and replication_factor is not None
         configs = dict(configs or {})
         self.validate_new_topic(name, partitions, replication_factor, configs)
-        topic = self.metadata.create_topic(name, partitions, configs, replication_factor)
-        log_config = self.topic_log_config(topic)
-        for partition in range(partitions):
-            self.logs.get_or_create_log(name, partition, log_config)
-        log.info("created topic %s with %d partitions", name, partitions)
+        store = self.cluster_store
+        if store is None:
+            assert self.local_metadata is not None
+            topic = self.local_metadata.create_topic(name, partitions, configs, replication_factor)
+            self._apply_image(self.metadata.image)
+        else:
+            topic = await self._cluster_call(
+                store.create_topic(name, partitions, replication_factor, configs)
+            )
+        log.info(
+            "created topic %s with %d partitions, replication factor %d",
+            name,
+            partitions,
+            replication_factor,
+        )
         return topic
 
-    def maybe_auto_create(self, name: str) -> TopicImage | None:
+    async def _cluster_call(self, call: Awaitable[_T]) -> _T:
+        """Run a metadata-store mutation, turning its errors into Kafka error codes."""
+        from moldau.cluster import errors as cluster_errors
+        from moldau.cluster.placement import PlacementError
+
+        try:
+            return await call
+        except cluster_errors.TopicExistsError as exc:
+            raise ApiError(ErrorCode.topic_already_exists, str(exc)) from None
+        except cluster_errors.UnknownTopicError as exc:
+            raise ApiError(ErrorCode.unknown_topic_or_partition, str(exc)) from None
+        except PlacementError as exc:
+            raise ApiError(ErrorCode.invalid_replication_factor, str(exc)) from None
+        except ValueError as exc:
+            # The store's count checks (fewer partitions than now, none at all).
+            raise ApiError(ErrorCode.invalid_partitions, str(exc)) from None
+        except cluster_errors.EtcdError as exc:
+            raise ApiError(
+                ErrorCode.request_timed_out, f"the metadata store is unavailable: {exc}"
+            ) from None
+
+    async def maybe_auto_create(self, name: str) -> TopicImage | None:
         """The topic, auto-created with broker defaults when allowed; None when not."""
         topic = self.metadata.image.topic(name)
         if topic is not None:
             return topic
         if not self.config.auto_create_topics_enable:
             return None
-        return self.create_topic(name)
+        return await self.create_topic(name)
 
-    def delete_topic(self, name: str) -> None:
-        self.metadata.delete_topic(name)
-        self.logs.delete_topic(name)
+    async def delete_topic(self, name: str) -> None:
+        store = self.cluster_store
+        if store is None:
+            assert self.local_metadata is not None
+            self.local_metadata.delete_topic(name)
+            self._apply_image(self.metadata.image)
+        else:
+            await self._cluster_call(store.delete_topic(name))
         log.info("deleted topic %s", name)
 
-    def add_partitions(self, name: str, count: int) -> TopicImage:
-        topic = self.metadata.set_partitions(name, count)
-        config = self.topic_log_config(topic)
-        for partition in range(count):
-            self.logs.get_or_create_log(name, partition, config)
-        return topic
+    async def add_partitions(self, name: str, count: int) -> TopicImage:
+        store = self.cluster_store
+        if store is None:
+            assert self.local_metadata is not None
+            topic = self.local_metadata.set_partitions(name, count)
+            self._apply_image(self.metadata.image)
+            return topic
+        return await self._cluster_call(store.add_partitions(name, count))
 
-    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicImage:
+    async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicImage:
         try:
-            new_config = self.default_log_config.with_overrides(configs)
+            self.default_log_config.with_overrides(configs)
         except ConfigError as exc:
             raise ApiError(ErrorCode.invalid_config, str(exc)) from None
-        topic = self.metadata.set_configs(name, configs)
-        self.logs.update_topic_config(name, new_config)
-        return topic
+        store = self.cluster_store
+        if store is None:
+            assert self.local_metadata is not None
+            topic = self.local_metadata.set_configs(name, configs)
+            self._apply_image(self.metadata.image)
+            return topic
+        return await self._cluster_call(store.set_topic_configs(name, configs))
 
     def partitions_of(self, names: Iterable[str]) -> list[tuple[str, int]]:
         image = self.metadata.image
@@ -301,19 +606,52 @@ class Broker:
         )
 
     def ensure_offsets_topic(self) -> None:
-        """Create ``__consumer_offsets`` on first use, as Kafka does, compacted."""
-        if self.metadata.image.topic(GROUP_METADATA_TOPIC) is None:
-            self.create_topic(
-                GROUP_METADATA_TOPIC,
-                self.group_coordinator.num_partitions,
-                1,
-                {
-                    "cleanup.policy": "compact",
-                    "segment.bytes": str(self.config.offsets_topic_segment_bytes),
-                    "compression.type": "producer",
-                },
+        """Create ``__consumer_offsets`` on first use, as Kafka does, compacted.
+
+        Single node: at once, and this broker owns every (empty) shard. Cluster: the creation
+        runs in the background; until the image has the topic, FindCoordinator answers
+        COORDINATOR_NOT_AVAILABLE and clients retry, as with Kafka."""
+        self._ensure_internal_topic(
+            GROUP_METADATA_TOPIC,
+            self.group_coordinator.num_partitions,
+            self.config.offsets_topic_replication_factor,
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(self.config.offsets_topic_segment_bytes),
+                "compression.type": "producer",
+            },
+        )
+
+    def _ensure_internal_topic(
+        self, name: str, partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> None:
+        if self.metadata.image.topic(name) is not None:
+            return
+        # Capped by the brokers there are, so a one-broker cluster (or a single node) works.
+        replication_factor = max(1, min(replication_factor, len(self._placeable_brokers())))
+        if "min.insync.replicas" in configs:
+            configs["min.insync.replicas"] = str(
+                min(int(configs["min.insync.replicas"]), replication_factor)
             )
-        self.group_coordinator.activate_all()
+        if self.cluster_store is None:
+            assert self.local_metadata is not None
+            self.local_metadata.create_topic(name, partitions, configs, replication_factor)
+            self._apply_image(self.metadata.image)
+            return
+        if name in self._creating_internal:
+            return
+        self._creating_internal.add(name)
+
+        async def create() -> None:
+            try:
+                await self.create_topic(name, partitions, replication_factor, configs)
+            except ApiError as exc:
+                if exc.error_code != ErrorCode.topic_already_exists:
+                    log.warning("could not create %s: %s", name, exc.message)
+            finally:
+                self._creating_internal.discard(name)
+
+        self._keep(asyncio.get_running_loop().create_task(create()))
 
     def _append_group_records(
         self,
@@ -345,12 +683,13 @@ class Broker:
         producer_id: int = -1,
         producer_epoch: int = -1,
     ) -> Awaitable[None]:
-        """Append a coordinator's batch to an internal topic; return the durability wait."""
-        internal_log = self.get_log(topic, partition)
-        if internal_log is None:
-            raise LogAppendError(
-                ErrorCode.unknown_topic_or_partition, f"{topic}-{partition} does not exist"
-            )
+        """Append a coordinator's batch to an internal topic as its leader; return the wait
+        for acks=all (replicated to the ISR and, by default, fsynced), as Kafka's
+        coordinators write with acks=-1."""
+        try:
+            replica = self.replicas.leader_partition(topic, partition)
+        except PartitionError as exc:
+            raise LogAppendError(exc.error_code, exc.message) from None
         now_ms = int(time.time() * 1000)
         batch = bytearray(
             build_batch(
@@ -361,11 +700,25 @@ class Broker:
                 is_transactional=producer_id >= 0,
             )
         )
-        info = internal_log.append_as_leader(
-            batch, leader_epoch=0, now_ms=now_ms, origin=AppendOrigin.COORDINATOR
+        info = replica.append_as_leader(
+            batch, now_ms=now_ms, origin=AppendOrigin.COORDINATOR, required_acks=-1
         )
         self.notifier.notify(topic, partition)
-        return self.durable(internal_log, info.last_offset)
+        return self.acks_all(replica, info.last_offset)
+
+    def acks_all(self, replica: Partition, last_offset: int) -> Awaitable[None]:
+        """What an acks=all write owes its writer: the ISR has it, and it is durable per
+        the flush policy. Raises LogAppendError with the replication error otherwise."""
+        durable = self.durable(replica.log, last_offset)
+        replicated = replica.wait_for_replication(last_offset, INTERNAL_WRITE_TIMEOUT_MS)
+
+        async def wait() -> None:
+            error = await replicated
+            await durable
+            if error != ErrorCode.none:
+                raise LogAppendError(error, f"{replica.log.name}: write not replicated")
+
+        return wait()
 
     def durable(self, partition_log: PartitionLog, last_offset: int) -> Awaitable[None]:
         """The wait an acks=all write owes its writer: a group-commit fsync covering
@@ -399,19 +752,18 @@ class Broker:
 
     def ensure_transaction_state_topic(self) -> None:
         """Create ``__transaction_state`` on first use, as Kafka does, compacted."""
-        if self.metadata.image.topic(TRANSACTION_STATE_TOPIC) is None:
-            self.create_topic(
-                TRANSACTION_STATE_TOPIC,
-                self.txn_coordinator.num_partitions,
-                1,
-                {
-                    "cleanup.policy": "compact",
-                    "segment.bytes": str(self.config.transaction_state_log_segment_bytes),
-                    "compression.type": "uncompressed",
-                    "unclean.leader.election.enable": "false",
-                },
-            )
-        self.txn_coordinator.activate_all()
+        self._ensure_internal_topic(
+            TRANSACTION_STATE_TOPIC,
+            self.txn_coordinator.num_partitions,
+            self.config.transaction_state_log_replication_factor,
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(self.config.transaction_state_log_segment_bytes),
+                "compression.type": "uncompressed",
+                "unclean.leader.election.enable": "false",
+                "min.insync.replicas": str(self.config.transaction_state_log_min_isr),
+            },
+        )
 
     def _append_txn_records(self, partition: int, records: Sequence[NewRecord]) -> Awaitable[None]:
         return self._append_internal(TRANSACTION_STATE_TOPIC, partition, records)

@@ -34,9 +34,18 @@ def broker(
         typer.Option("--set", help="Override one config, KEY=VALUE (repeatable)."),
     ] = None,
     node_id: Annotated[int | None, typer.Option("--node-id", help="This broker's id.")] = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--metadata",
+            help="Join a cluster: etcd://HOST:PORT[,HOST:PORT] (without it: single node).",
+        ),
+    ] = None,
 ) -> None:
     """Run a broker until interrupted (SIGINT/SIGTERM shut it down cleanly)."""
     overrides = list(set_ or [])
+    if metadata is not None:
+        overrides.append(f"moldau.metadata={metadata}")
     for item in overrides:
         parse_key_value(item, "--set value")  # a clear error before the broker starts
     if config is not None and not config.is_file():

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from moldau.cluster.state import BrokerRegistration, PartitionState
+
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC_CHARS = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -72,11 +74,29 @@ class TopicImage:
 
 @dataclass(frozen=True, slots=True)
 class MetadataImage:
+    """Everything a broker knows about the cluster, as one immutable value.
+
+    ``partitions`` maps a topic name to its partition states in partition order; ``brokers``
+    holds the live registrations; ``controller_id`` is -1 while no controller is elected. A
+    single-node store fills them with this broker as the only replica, leader and controller.
+    """
+
     cluster_id: str
     topics: Mapping[str, TopicImage]
+    brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: MappingProxyType({}))
+    partitions: Mapping[str, tuple[PartitionState, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    controller_id: int = -1
 
     def topic(self, name: str) -> TopicImage | None:
         return self.topics.get(name)
+
+    def partition(self, topic: str, partition: int) -> PartitionState | None:
+        states = self.partitions.get(topic)
+        if states is None or not 0 <= partition < len(states):
+            return None
+        return states[partition]
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicImage | None:
         for topic in self.topics.values():
@@ -132,7 +152,9 @@ class MetadataStore:
                     replication_factor=int(item.get("replication_factor", 1)),
                 )
                 topics[topic.name] = topic
-        image = MetadataImage(cluster_id=cluster_id, topics=MappingProxyType(topics))
+        image = self._with_local_partitions(
+            MetadataImage(cluster_id=cluster_id, topics=MappingProxyType(topics))
+        )
         if not meta:
             self._write_meta_properties(cluster_id)
         return image
@@ -168,7 +190,19 @@ class MetadataStore:
             ],
         }
         _atomic_write(self._data_dir / self.FILE_NAME, json.dumps(payload, indent=1).encode())
-        self._image = image
+        self._image = self._with_local_partitions(image)
+
+    def _with_local_partitions(self, image: MetadataImage) -> MetadataImage:
+        """Single node: this broker is every partition's only replica, leader and ISR, at
+        leader epoch 0, and the controller."""
+        node = self._node_id
+        state = PartitionState(replicas=(node,), isr=(node,), leader=node)
+        partitions = {name: (state,) * t.partitions for name, t in image.topics.items()}
+        return replace(
+            image,
+            partitions=MappingProxyType(partitions),
+            controller_id=node,
+        )
 
     # -- mutations ---------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 
 Offsets: ``log_start_offset ≤ high_watermark ≤ log_end_offset``. The log start offset moves
 forward with retention and DeleteRecords; the log end offset (LEO) is the next offset to
-assign; the high watermark bounds what consumers may read (single node: it follows the LEO on
-every append; replication will drive it through the setter). ``recovery_point`` is the
+assign; the high watermark bounds what consumers may read (``hw_follows_appends``: it follows
+the LEO on every append; under replication the partition's leader moves it through the setter
+once the ISR has the records, and a follower copies its leader's). The leader-epoch cache
+(:mod:`moldau.log.leader_epoch`) records where each leader epoch began; appends, truncation
+and log-start moves keep it in step, and OffsetForLeaderEpoch reads it. ``recovery_point`` is the
 offset below which everything is known to be fsynced — it is what the group-commit flusher
 waits on and what the recovery-point checkpoint records.
 
@@ -61,6 +64,7 @@ from moldau.log.config import LogConfig
 from moldau.log.errors import LogAppendError, OffsetOutOfRangeError
 from moldau.log.fsutil import fsync_directory
 from moldau.log.layout import DELETE_DIR_SUFFIX, parse_log_dir_name
+from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.log_load import load_segments, new_segment, replay_batches
 from moldau.log.origin import AppendOrigin
 from moldau.log.producer_state import (
@@ -153,6 +157,11 @@ class PartitionLog:
         self._parent_dirty = False
         self._closed = False
         self._lock = threading.RLock()
+        self._leader_epochs = LeaderEpochCache.load(directory)
+        self.hw_follows_appends = True
+        """True (single node): an append moves the high watermark to the new log end.
+        Replication sets it False and moves the high watermark itself, through the setter,
+        once the ISR has the records."""
 
     # --- opening --------------------------------------------------------------------------
 
@@ -196,6 +205,9 @@ class PartitionLog:
             # entries for markers that did not survive (a cut tail) describe nothing
             segment.txn_index.truncate_to(segment.next_offset)
         log._rebuild_producer_state(now, max_snapshot_offset=recovery_point if recover else None)
+        # a cut tail or moved log start leaves epochs that describe nothing
+        log._leader_epochs.truncate_from_end(log._log_end_offset)
+        log._leader_epochs.truncate_from_start(log._log_start_offset)
         return log
 
     def _rebuild_producer_state(self, now: int, *, max_snapshot_offset: int | None = None) -> None:
@@ -304,6 +316,20 @@ class PartitionLog:
         return sum(segment.size for segment in self._segments)
 
     @property
+    def leader_epochs(self) -> LeaderEpochCache:
+        return self._leader_epochs
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: ``(epoch, end offset)`` per Kafka's rules (see
+        :meth:`LeaderEpochCache.end_offset_for`)."""
+        return self._leader_epochs.end_offset_for(epoch, self._log_end_offset)
+
+    def assign_leader_epoch(self, epoch: int) -> None:
+        """This broker became leader at ``epoch``: the epoch starts at the log end, even
+        before its first append, so followers asking about older epochs get exact ends."""
+        self._leader_epochs.assign(epoch, self._log_end_offset)
+
+    @property
     def producer_state(self) -> ProducerStateManager:
         return self._producer_state
 
@@ -395,6 +421,9 @@ class PartitionLog:
         buf = validated.buffer
         base_offset = self._log_end_offset
         last_offset = base_offset + last_delta
+        latest_epoch = self._leader_epochs.latest_epoch()
+        if latest_epoch is None or leader_epoch > latest_epoch:
+            self._leader_epochs.assign(leader_epoch, base_offset)
         set_base_offset(buf, 0, base_offset)
         set_partition_leader_epoch(buf, 0, leader_epoch)
         segment = self._segments[-1]
@@ -410,7 +439,9 @@ class PartitionLog:
             segment = self.roll(now_ms)
         segment.append_batch(buf, base_offset, header)
         segment.last_modified_ms = now_ms
-        self._log_end_offset = self._high_watermark = last_offset + 1
+        self._log_end_offset = last_offset + 1
+        if self.hw_follows_appends:
+            self._high_watermark = last_offset + 1
         producer_state = self._producer_state
         if producer_id >= 0:
             final = tuple.__new__(BatchHeader, (base_offset, size, leader_epoch, *header[3:]))
@@ -500,6 +531,11 @@ class PartitionLog:
         segment.append(records, batches)
         segment.last_modified_ms = now
         self._log_end_offset = last.next_offset
+        epochs = self._leader_epochs
+        for _, header in batches:
+            latest_epoch = epochs.latest_epoch()
+            if latest_epoch is None or header.partition_leader_epoch > latest_epoch:
+                epochs.assign(header.partition_leader_epoch, header.base_offset)
         for position, header in batches:
             if header.is_control and header.producer_id >= 0:
                 try:
@@ -646,7 +682,21 @@ class PartitionLog:
         if offset > self._log_start_offset:
             self._log_start_offset = offset
             self._delete_old_segments(self._breaches_log_start)
+            self._leader_epochs.truncate_from_start(self._log_start_offset)
         return self._log_start_offset
+
+    @_locked
+    def maybe_increment_log_start_offset(self, offset: int) -> bool:
+        """A follower learns its leader's log start offset: move ours up to it (never past
+        the high watermark) and delete the segments wholly below it. Returns whether the
+        log start moved."""
+        target = min(offset, self._high_watermark)
+        if target <= self._log_start_offset:
+            return False
+        self._log_start_offset = target
+        self._delete_old_segments(self._breaches_log_start)
+        self._leader_epochs.truncate_from_start(self._log_start_offset)
+        return True
 
     @_locked
     def delete_retention_segments(self, now_ms: int) -> int:
@@ -708,6 +758,7 @@ class PartitionLog:
         if first > self._log_start_offset:
             self._log_start_offset = first
             self._high_watermark = max(self._high_watermark, first)
+            self._leader_epochs.truncate_from_start(first)
         self._producer_state.delete_snapshots_before(self._log_start_offset)
         return count
 
@@ -717,6 +768,8 @@ class PartitionLog:
         diverged from its leader). Returns whether anything was removed."""
         if offset < 0:
             raise OffsetOutOfRangeError(f"cannot truncate {self.name} to {offset}")
+        # Entries starting at or past the cut describe nothing, even when no batch goes.
+        self._leader_epochs.truncate_from_end(offset)
         if offset >= self._log_end_offset:
             return False
         now = _now(now_ms)
@@ -749,6 +802,7 @@ class PartitionLog:
         self._log_start_offset = self._log_end_offset = offset
         self._high_watermark = self._recovery_point = offset
         self._producer_state.truncate_fully_and_start_at(offset)
+        self._leader_epochs.clear()
         self._directory_dirty = True
 
     @_locked

@@ -127,6 +127,7 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.DESCRIBE_PRODUCERS: VersionRange(0, 0, 0),
     ApiKey.DESCRIBE_TRANSACTIONS: VersionRange(0, 0, 0),
     ApiKey.LIST_TRANSACTIONS: VersionRange(0, 1, 0),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: VersionRange(2, 4, 2),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

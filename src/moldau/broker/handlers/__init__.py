@@ -38,6 +38,7 @@ def load_all() -> None:
         groups,
         list_offsets,
         metadata,
+        offset_for_leader_epoch,
         produce,
         producer_id,
         txn,

@@ -18,6 +18,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
+from moldau.cluster.replica_manager import PartitionError
 from moldau.log.errors import LogError
 from moldau.protocol.api import ApiKey
 
@@ -47,21 +48,46 @@ CLUSTER_AUTHORIZED_OPERATIONS = sum(1 << op for op in AclOperation)
 # -- DescribeCluster -----------------------------------------------------------------------
 
 
+def controller_id(broker: Broker) -> int:
+    """The elected controller, else the lowest live broker (see the module docstring)."""
+    image = broker.metadata.image
+    if not broker.is_cluster:
+        return broker.node_id
+    if image.controller_id >= 0:
+        return image.controller_id
+    return min(image.brokers, default=broker.node_id)
+
+
 @handles(ApiKey.DESCRIBE_CLUSTER)
 async def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
-    """This node is both the only broker and the controller, so v1+'s ``endpoint_type``
-    (brokers or controllers) gets the same answer either way; a Kafka broker would refuse
-    the controller type, but a client asking it here can use what it gets."""
+    """The registered brokers and the controller (single node: this one for both), so v1+'s
+    ``endpoint_type`` (brokers or controllers) gets the same answer either way; a Kafka broker
+    would refuse the controller type, but a client asking it here can use what it gets."""
     broker = ctx.broker
-    host, port = broker.advertised
-    me = ctx.make(
-        "DescribeClusterBroker",
-        broker_id=broker.node_id,
-        host=host,
-        port=port,
-        rack=broker.config.get("broker.rack"),
-        is_fenced=False,
-    )
+    if broker.is_cluster:
+        brokers = tuple(
+            ctx.make(
+                "DescribeClusterBroker",
+                broker_id=b.node_id,
+                host=b.host,
+                port=b.port,
+                rack=b.rack,
+                is_fenced=False,
+            )
+            for b in sorted(broker.metadata.image.brokers.values(), key=lambda b: b.node_id)
+        )
+    else:
+        host, port = broker.advertised
+        brokers = (
+            ctx.make(
+                "DescribeClusterBroker",
+                broker_id=broker.node_id,
+                host=host,
+                port=port,
+                rack=broker.config.get("broker.rack"),
+                is_fenced=False,
+            ),
+        )
     operations = (
         CLUSTER_AUTHORIZED_OPERATIONS
         if request.include_cluster_authorized_operations
@@ -73,8 +99,8 @@ async def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
         error_message=None,
         endpoint_type=getattr(request, "endpoint_type", 1),
         cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
-        brokers=(me,),
+        controller_id=controller_id(broker),
+        brokers=brokers,
         cluster_authorized_operations=operations,
     )
 
@@ -143,9 +169,12 @@ HIGH_WATERMARK = -1
 def _delete_records(broker: Broker, name: str, index: int, offset: int) -> tuple[int, int]:
     """Move one partition's log start offset; return (error code, new low watermark)."""
     topic = broker.metadata.image.topic(name)
-    log = broker.get_log(name, index) if topic is not None else None
-    if topic is None or log is None:
+    if topic is None:
         return ErrorCode.unknown_topic_or_partition, -1
+    try:
+        log = broker.leader_partition(name, index).log
+    except PartitionError as exc:
+        return exc.error_code, -1
     if not broker.topic_log_config(topic).delete:
         # Kafka: records of a compact-only topic may only go through compaction.
         return ErrorCode.policy_violation, -1

@@ -310,7 +310,7 @@ async def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Any:
                         overrides[config.name] = config.value
             _validate_overrides(broker, overrides)
             if not request.validate_only:
-                broker.set_topic_configs(topic.name, overrides)
+                await broker.set_topic_configs(topic.name, overrides)
         except ApiError as exc:
             error = exc
         results.append(_alter_result(ctx, resource, error))

@@ -4,10 +4,12 @@ Every request carries many topics and each topic succeeds or fails on its own, s
 here raises out of the handler: per-topic problems become ``ApiError``s that are turned into
 that topic's ``error_code``/``error_message``, exactly as Kafka's controller answers.
 
-Single node: this broker is the only replica there is, so a manual replica assignment is
-accepted only when every partition names exactly this node, and a replication factor above 1
-is INVALID_REPLICATION_FACTOR (checked by ``Broker.validate_new_topic``). Creation is
-synchronous, so the request ``timeout`` never expires and is ignored.
+A manual replica assignment must name registered brokers only (single node: this one), and a
+replication factor above the number of brokers is INVALID_REPLICATION_FACTOR (checked by
+``Broker.validate_new_topic``). Creation returns once this broker's metadata image holds the
+topic (at once on a single node, after the etcd write is watched back in a cluster), so the
+request ``timeout`` is not used. A manual assignment is validated, but in a cluster the
+replicas are placed by moldau's own rack-aware placement.
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ def _check_replicas(broker: Broker, partition: int, broker_ids: Sequence[int]) -
             f"The manual partition assignment of partition {partition} "
             f"names a broker twice: {list(broker_ids)}.",
         )
+    live = set(broker.live_broker_ids())
     for broker_id in broker_ids:
-        if broker_id != broker.node_id:
+        if broker_id not in live:
             raise ApiError(
                 ErrorCode.invalid_replica_assignment,
                 f"The manual partition assignment includes broker {broker_id}, "
@@ -175,7 +178,7 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
             plan = _plan_new_topic(broker, topic)
             topic_id = ZERO_UUID
             if not request.validate_only:
-                created = broker.create_topic(
+                created = await broker.create_topic(
                     plan.name, plan.partitions, plan.replication_factor, plan.configs
                 )
                 topic_id = created.topic_id
@@ -282,7 +285,7 @@ async def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
                     ErrorCode.invalid_request,
                     f"Topic {topic.name} is an internal topic and cannot be deleted.",
                 )
-            broker.delete_topic(topic.name)
+            await broker.delete_topic(topic.name)
         except ApiError as exc:
             result(name, topic_id, exc)
             continue
@@ -365,7 +368,7 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
         try:
             _check_new_partitions(broker, request_topic)
             if not request.validate_only:
-                broker.add_partitions(name, int(request_topic.count))
+                await broker.add_partitions(name, int(request_topic.count))
         except ApiError as exc:
             result(name, exc)
             continue

@@ -11,6 +11,16 @@ batches so the consumer can drop their records (an empty list when there are non
 read_uncommitted, as Kafka does). Every response carries the LSO. A read_committed long poll
 is woken by the partition's notification when a marker is appended, which is when the LSO
 moves.
+
+Replication: only the leader serves a partition (else NOT_LEADER_OR_FOLLOWER; a
+``current_leader_epoch`` older or newer than ours: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+A request with ``replica_id`` ≥ 0 is a follower's: it must be a replica of the partition, it
+reads up to the log end offset (not the high watermark), and its fetch offset is the
+follower's log end offset, which the partition records (ISR, high watermark) before the
+read, so the answered high watermark is already the one that fetch allowed. A fetch naming
+``last_fetched_epoch`` (v12+) whose epoch ends before its fetch offset in our log is answered
+with ``diverging_epoch`` and no records (KIP-595), so the fetcher truncates. Followers
+long-poll on the same notifier as consumers: appends and high-watermark moves wake them.
 """
 
 from __future__ import annotations
@@ -22,32 +32,35 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
-from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
+from moldau.cluster.replica_manager import PartitionError
 from moldau.log import OffsetOutOfRangeError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make, millis
 
-LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 READ_COMMITTED = 1
 
 
-def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
-    """Build the response from what the logs hold now; return it with its record bytes."""
+def _read_all(ctx: RequestContext, request: Any, *, first: bool) -> tuple[Any, int]:
+    """Build the response from what the logs hold now; return it with its record bytes.
+
+    ``first``: this is the request's first read, the one that records a follower's fetch
+    (a long poll's later reads must not count as fetches of their own)."""
     broker = ctx.broker
+    replicas = broker.replicas
     m = ctx.m
-    image = broker.metadata.image
     remaining = max(int(request.max_bytes), 0)  # every served version (v4+) has max_bytes
-    read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
+    replica_id = int(getattr(request, "replica_id", -1))
+    follower = replica_id >= 0
+    read_committed = not follower and int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
+    now_ms = replicas.now_ms()
     total = 0
     first_data = True
     topics: list[Any] = []
     for fetch_topic in request.topics:
         name = fetch_topic.topic
-        topic = image.topic(name)
         partitions: list[Any] = []
         for fp in fetch_topic.partitions:
             index = fp.partition
-            log = broker.get_log(name, index) if topic is not None else None
             fields: dict[str, Any] = {
                 "partition_index": index,
                 "high_watermark": -1,
@@ -57,33 +70,54 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
                 "preferred_read_replica": -1,
                 "records": b"",
             }
-            if log is None:
-                fields["error_code"] = ErrorCode.unknown_topic_or_partition
-                partitions.append(make(m.PartitionData, **fields))
+            partitions.append(fields)
+            try:
+                partition = replicas.leader_partition(
+                    name, index, int(getattr(fp, "current_leader_epoch", -1))
+                )
+            except PartitionError as exc:
+                fields["error_code"] = exc.error_code
                 continue
-            epoch = getattr(fp, "current_leader_epoch", -1)
-            if epoch > LEADER_EPOCH:
-                fields["error_code"] = ErrorCode.unknown_leader_epoch
-                partitions.append(make(m.PartitionData, **fields))
+            if follower and not partition.is_replica(replica_id):
+                fields["error_code"] = ErrorCode.not_leader_or_follower
                 continue
-            if 0 <= epoch < LEADER_EPOCH:
-                fields["error_code"] = ErrorCode.fenced_leader_epoch
-                partitions.append(make(m.PartitionData, **fields))
-                continue
+            log = partition.log
             high_watermark = log.high_watermark
             last_stable_offset = log.last_stable_offset
             fields["high_watermark"] = high_watermark
             fields["last_stable_offset"] = last_stable_offset
             fields["log_start_offset"] = log.log_start_offset
-            limit = min(int(fp.partition_max_bytes), remaining)
             fetch_offset = int(fp.fetch_offset)
+            if not log.log_start_offset <= fetch_offset <= log.log_end_offset:
+                fields["error_code"] = ErrorCode.offset_out_of_range
+                continue
+            fields["error_code"] = ErrorCode.none
+            last_fetched_epoch = int(getattr(fp, "last_fetched_epoch", -1))
+            if last_fetched_epoch >= 0:
+                # KIP-595 truncation detection: the fetcher's last epoch must end at or past
+                # its fetch offset in our log, else it diverged (answered without records)
+                epoch, end_offset = log.end_offset_for_epoch(last_fetched_epoch)
+                if epoch < last_fetched_epoch or end_offset < fetch_offset:
+                    fields["diverging_epoch"] = make(
+                        m.EpochEndOffset, epoch=epoch, end_offset=end_offset
+                    )
+                    continue
+            if follower and first:
+                partition.on_follower_fetch(replica_id, fetch_offset, now_ms)
+                fields["high_watermark"] = high_watermark = log.high_watermark
+                fields["last_stable_offset"] = last_stable_offset = log.last_stable_offset
+            if follower:
+                max_offset: int | None = None
+            else:
+                max_offset = last_stable_offset if read_committed else high_watermark
+            limit = min(int(fp.partition_max_bytes), remaining)
             aborted: list[Any] = []
             try:
                 if limit > 0 or first_data:
                     data = log.read(
                         fetch_offset,
                         max(limit, 0),
-                        max_offset=last_stable_offset if read_committed else high_watermark,
+                        max_offset=max_offset,
                         min_one_message=first_data,
                     )
                     records = data.read_bytes() if data.size else b""
@@ -100,9 +134,7 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
                     records = b""
             except OffsetOutOfRangeError:
                 fields["error_code"] = ErrorCode.offset_out_of_range
-                partitions.append(make(m.PartitionData, **fields))
                 continue
-            fields["error_code"] = ErrorCode.none
             fields["records"] = records
             if read_committed:
                 fields["aborted_transactions"] = tuple(aborted)
@@ -110,8 +142,13 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
                 first_data = False
                 total += len(records)
                 remaining -= len(records)
-            partitions.append(make(m.PartitionData, **fields))
-        topics.append(make(m.FetchableTopicResponse, topic=name, partitions=tuple(partitions)))
+        topics.append(
+            make(
+                m.FetchableTopicResponse,
+                topic=name,
+                partitions=tuple(make(m.PartitionData, **f) for f in partitions),
+            )
+        )
     response = ctx.response(
         throttle_time=0, error_code=ErrorCode.none, session_id=0, responses=tuple(topics)
     )
@@ -120,7 +157,7 @@ def _read_all(ctx: RequestContext, request: Any) -> tuple[Any, int]:
 
 @handles(ApiKey.FETCH)
 async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
-    response, total = _read_all(ctx, request)
+    response, total = _read_all(ctx, request, first=True)
     max_wait_ms = millis(request.max_wait)
     if total >= request.min_bytes or max_wait_ms <= 0:
         return response
@@ -134,7 +171,7 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
             if left <= 0:
                 return response
             woken = await ctx.broker.notifier.wait_any(partitions, left)
-            response, total = _read_all(ctx, request)
+            response, total = _read_all(ctx, request, first=False)
             if total >= request.min_bytes or not woken:
                 return response
 

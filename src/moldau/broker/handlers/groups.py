@@ -29,6 +29,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
+from moldau.coordinator.group import GROUP_METADATA_TOPIC
 from moldau.coordinator.group.messages import (
     HeartbeatRequest,
     JoinGroupRequest,
@@ -40,6 +41,7 @@ from moldau.coordinator.group.messages import (
     SyncGroupResult,
 )
 from moldau.coordinator.group.runtime import CoordinatorWriteError
+from moldau.coordinator.txn import TRANSACTION_STATE_TOPIC
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import millis
 
@@ -63,7 +65,7 @@ def client_host(ctx: RequestContext) -> str:
 async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     key_type = int(getattr(request, "key_type", GROUP_KEY_TYPE))
     keys = tuple(request.coordinator_keys) if ctx.version >= 4 else (request.key,)
-    answers = [_coordinator_for(ctx, key_type) for _ in keys]
+    answers = [_coordinator_for(ctx, key_type, key) for key in keys]
     if ctx.version >= 4:
         coordinators = tuple(
             ctx.make(
@@ -89,17 +91,27 @@ async def handle_find_coordinator(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _coordinator_for(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, int, str, int]:
+def _coordinator_for(
+    ctx: RequestContext, key_type: int, key: str
+) -> tuple[ErrorCode, int, str, int]:
+    """The leader of the key's internal partition is its coordinator (Kafka's rule)."""
     broker = ctx.broker
     if key_type == GROUP_KEY_TYPE:
         broker.ensure_offsets_topic()
-        host, port = broker.advertised
-        return ErrorCode.none, broker.node_id, host, port
-    if key_type == TRANSACTION_KEY_TYPE:
+        topic, partition = GROUP_METADATA_TOPIC, broker.group_coordinator.partition_for(key)
+    elif key_type == TRANSACTION_KEY_TYPE:
         broker.ensure_transaction_state_topic()
-        host, port = broker.advertised
-        return ErrorCode.none, broker.node_id, host, port
-    return ErrorCode.invalid_request, -1, "", -1
+        topic, partition = TRANSACTION_STATE_TOPIC, broker.txn_coordinator.partition_for(key)
+    else:
+        return ErrorCode.invalid_request, -1, "", -1
+    state = broker.metadata.image.partition(topic, partition)
+    if state is None or not state.has_leader:
+        return ErrorCode.coordinator_not_available, -1, "", -1
+    endpoint = broker.broker_endpoint(state.leader)
+    if endpoint is None:
+        return ErrorCode.coordinator_not_available, -1, "", -1
+    host, port = endpoint
+    return ErrorCode.none, state.leader, host, port
 
 
 # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -----------------------------------------

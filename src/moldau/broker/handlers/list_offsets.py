@@ -5,6 +5,10 @@ is none, as Kafka answers. Isolation (v2+) picks the *last fetchable offset*: th
 watermark for read_uncommitted, the last stable offset for read_committed. Latest is that
 offset; a lookup by timestamp or max timestamp that lands at or past it answers (-1, -1), as
 Kafka's ``Partition.fetchOffsetForTimestamp`` does; earliest is never filtered.
+
+Only the leader answers (``replica_id`` -2, Kafka's debugging id, may ask any replica), after
+the ``current_leader_epoch`` check (v4+); the answered ``leader_epoch`` is the partition's
+current one.
 """
 
 from __future__ import annotations
@@ -15,15 +19,15 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
-from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
+from moldau.cluster.replica_manager import PartitionError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
 
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
-LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 READ_COMMITTED = 1
+DEBUGGING_REPLICA_ID = -2
 
 
 @handles(ApiKey.LIST_OFFSETS)
@@ -31,23 +35,31 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     m = ctx.m
     read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
+    require_leader = int(getattr(request, "replica_id", -1)) != DEBUGGING_REPLICA_ID
     topics: list[Any] = []
     for req_topic in request.topics:
         partitions: list[Any] = []
         for req_part in req_topic.partitions:
             index = req_part.partition_index
-            log = broker.get_log(req_topic.name, index)
             fields: dict[str, Any] = {
                 "partition_index": index,
                 "error_code": ErrorCode.none,
                 "timestamp": -1,
                 "offset": -1,
-                "leader_epoch": LEADER_EPOCH,
+                "leader_epoch": -1,
             }
-            if log is None:
-                fields["error_code"] = ErrorCode.unknown_topic_or_partition
-                fields["leader_epoch"] = -1
+            try:
+                partition = broker.replicas.local_partition(
+                    req_topic.name,
+                    index,
+                    int(getattr(req_part, "current_leader_epoch", -1)),
+                    require_leader=require_leader,
+                )
+            except PartitionError as exc:
+                fields["error_code"] = exc.error_code
             else:
+                log = partition.log
+                fields["leader_epoch"] = partition.leader_epoch
                 target = int(req_part.timestamp)
                 fetchable = log.last_stable_offset if read_committed else log.high_watermark
                 found: tuple[int, int] | None = None

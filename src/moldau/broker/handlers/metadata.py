@@ -1,8 +1,12 @@
 """Metadata: brokers, controller, topics and partition leaders; auto-creates topics.
 
-Single node: this broker leads every partition, is every replica and the controller (admin
-clients wait for a controller before they send CreateTopics). Leader epoch 0 until the
-cluster issue adds elections.
+Everything comes from the broker's metadata image: on a single node this broker leads every
+partition at epoch 0, is every replica and the controller; in a cluster the image is etcd's
+state as last watched. A partition without a leader is answered with LEADER_NOT_AVAILABLE
+(clients retry); replicas whose broker is not registered are listed as offline, as Kafka does.
+Admin clients wait for a controller id before they send CreateTopics, so a cluster without an
+elected controller reports the lowest live broker id instead of -1: any broker can create
+topics here (the write is a compare-and-swap in etcd).
 """
 
 from __future__ import annotations
@@ -18,32 +22,51 @@ from moldau.broker.handlers import handles
 from moldau.broker.handlers.admin_cluster import (
     AUTHORIZED_OPERATIONS_OMITTED,
     CLUSTER_AUTHORIZED_OPERATIONS,
+    controller_id,
 )
 from moldau.cluster.metadata import (
-    SINGLE_NODE_LEADER_EPOCH,
     InvalidTopicError,
     TopicImage,
     validate_topic_name,
 )
 from moldau.protocol.api import ApiKey
 
-LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
+
+def _broker_entries(ctx: RequestContext) -> tuple[Any, ...]:
+    broker = ctx.broker
+    if not broker.is_cluster:
+        host, port = broker.advertised
+        return (
+            ctx.make(
+                "MetadataResponseBroker",
+                node_id=broker.node_id,
+                host=host,
+                port=port,
+                rack=broker.config.broker_rack,
+            ),
+        )
+    return tuple(
+        ctx.make("MetadataResponseBroker", node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+        for b in sorted(broker.metadata.image.brokers.values(), key=lambda b: b.node_id)
+    )
 
 
 def _topic_entry(ctx: RequestContext, topic: TopicImage) -> Any:
-    node = ctx.broker.node_id
+    image = ctx.broker.metadata.image
+    states = image.partitions.get(topic.name, ())
+    live = image.brokers.keys() if ctx.broker.is_cluster else {ctx.broker.node_id}
     partitions = tuple(
         ctx.make(
             "MetadataResponsePartition",
-            error_code=ErrorCode.none,
+            error_code=ErrorCode.none if state.has_leader else ErrorCode.leader_not_available,
             partition_index=p,
-            leader_id=node,
-            leader_epoch=LEADER_EPOCH,
-            replica_nodes=(node,),
-            isr_nodes=(node,),
-            offline_replicas=(),
+            leader_id=state.leader,
+            leader_epoch=state.leader_epoch,
+            replica_nodes=state.replicas,
+            isr_nodes=state.isr,
+            offline_replicas=tuple(r for r in state.replicas if r not in live),
         )
-        for p in range(topic.partitions)
+        for p, state in enumerate(states)
     )
     return ctx.make(
         "MetadataResponseTopic",
@@ -98,7 +121,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                     continue
                 if allow_auto_create and broker.config.auto_create_topics_enable:
                     try:
-                        topic = broker.create_topic(name)
+                        topic = await broker.create_topic(name)
                     except ApiError as exc:
                         entries.append(_error_entry(ctx, name, exc.error_code))
                         continue
@@ -108,10 +131,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                     entries.append(_error_entry(ctx, name, ErrorCode.unknown_topic_or_partition))
                     continue
             entries.append(_topic_entry(ctx, topic))
-    host, port = broker.advertised
-    brokers = (
-        ctx.make("MetadataResponseBroker", node_id=broker.node_id, host=host, port=port, rack=None),
-    )
+    brokers = _broker_entries(ctx)
     cluster_ops = (
         CLUSTER_AUTHORIZED_OPERATIONS
         if getattr(request, "include_cluster_authorized_operations", False)
@@ -122,6 +142,6 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
         brokers=brokers,
         cluster_authorized_operations=cluster_ops,
         cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
+        controller_id=controller_id(broker),
         topics=tuple(entries),
     )

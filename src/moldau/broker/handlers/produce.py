@@ -1,10 +1,15 @@
 """Produce: validate and append each partition's batch; answer per acks.
 
-acks=0 → no response. acks=1 → answer after the append. acks=all → the append is durable
-first: by default a group-commit fsync covering it (``moldau.flush.on.acks.all``), so an
-acknowledged write survives even power loss; otherwise Kafka's lazy flush policy.
-Appends happen in request order before the handler returns (see handlers/__init__);
-only the wait for the fsync is deferred.
+Only the partition's leader appends (``broker.replicas.leader_partition``; others answer
+NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata). acks=0 → no response. acks=1 →
+answer after the leader's append. acks=all → refused up front with NOT_ENOUGH_REPLICAS when
+the ISR is below ``min.insync.replicas``; otherwise answered once the ISR has the batch (the
+high watermark passed it; REQUEST_TIMED_OUT after the request's timeout,
+NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum meanwhile) *and* it is
+durable here: by default a group-commit fsync covering it (``moldau.flush.on.acks.all``), so
+an acknowledged write survives even power loss; otherwise Kafka's lazy flush policy.
+Appends happen in request order before the handler returns (see handlers/__init__); only
+the waits are deferred. A failed wait answers its error with offset -1, as Kafka does.
 """
 
 from __future__ import annotations
@@ -17,12 +22,10 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
-from moldau.cluster.metadata import SINGLE_NODE_LEADER_EPOCH
+from moldau.cluster.replica_manager import PartitionError
 from moldau.log import LogAppendError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
-
-LEADER_EPOCH = SINGLE_NODE_LEADER_EPOCH
 
 
 @handles(ApiKey.PRODUCE)
@@ -33,10 +36,11 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     now_ms = int(time.time() * 1000)
     topic_results: list[tuple[str, list[dict[str, Any]]]] = []
     durable_waits: list[Any] = []
-    image = broker.metadata.image
+    replication_waits: list[tuple[dict[str, Any], Any]] = []
+    replicas = broker.replicas
+    timeout_ms = int(request.timeout_ms)
     for topic_data in request.topic_data:
         name = topic_data.name
-        topic = image.topic(name)
         results: list[dict[str, Any]] = []
         for partition_data in topic_data.partition_data:
             index = partition_data.index
@@ -52,9 +56,10 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
             if acks not in (0, 1, -1):
                 result["error_code"] = ErrorCode.invalid_required_acks
                 continue
-            log = broker.get_log(name, index) if topic is not None else None
-            if log is None:
-                result["error_code"] = ErrorCode.unknown_topic_or_partition
+            try:
+                partition = replicas.leader_partition(name, index)
+            except PartitionError as exc:
+                result["error_code"] = exc.error_code
                 continue
             records = partition_data.records
             if not records:
@@ -62,7 +67,11 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                 result["error_message"] = "Produce request carried no records"
                 continue
             try:
-                info = log.append_as_leader(records, leader_epoch=LEADER_EPOCH, now_ms=now_ms)
+                info = partition.append_as_leader(records, now_ms=now_ms, required_acks=acks)
+            except PartitionError as exc:
+                result["error_code"] = exc.error_code
+                result["error_message"] = exc.message
+                continue
             except LogAppendError as exc:
                 result["error_code"] = ErrorCode(exc.error_code)
                 result["error_message"] = exc.message
@@ -71,12 +80,19 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
             result["base_offset"] = info.base_offset
             result["log_append_time"] = info.log_append_time_ms
             result["log_start_offset"] = info.log_start_offset
+            if acks == -1:
+                # a duplicate's original batch may not be replicated yet either
+                wait = partition.wait_for_replication(info.last_offset, timeout_ms)
+                replication_waits.append((result, wait))
             if not info.duplicate:
                 broker.notifier.notify(name, index)
+                partition_log = partition.log
                 if acks == -1 and broker.config.flush_on_ack_all:
-                    durable_waits.append(broker.flusher.wait_durable(log, info.last_offset))
+                    durable_waits.append(
+                        broker.flusher.wait_durable(partition_log, info.last_offset)
+                    )
                 else:
-                    broker.flusher.maybe_flush(log)
+                    broker.flusher.maybe_flush(partition_log)
         topic_results.append((name, results))
 
     if acks == 0:
@@ -93,11 +109,22 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
         )
         return ctx.response(responses=responses, throttle_time=0)
 
-    if not durable_waits:
+    if not durable_waits and all(_done_ok(wait) for _, wait in replication_waits):
         return build()
 
-    async def after_flush() -> Any:
+    async def after_acks() -> Any:
+        errors = await asyncio.gather(*(wait for _, wait in replication_waits))
         await asyncio.gather(*durable_waits)
+        for (result, _), error in zip(replication_waits, errors, strict=True):
+            if error != ErrorCode.none:
+                result["error_code"] = error
+                result["base_offset"] = -1
+                result["log_append_time"] = -1
         return build()
 
-    return Deferred(asyncio.ensure_future(after_flush()))
+    return Deferred(asyncio.ensure_future(after_acks()))
+
+
+def _done_ok(wait: Any) -> bool:
+    """Whether a replication wait already completed successfully (no need to defer)."""
+    return isinstance(wait, asyncio.Future) and wait.done() and wait.result() == ErrorCode.none

@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
 from moldau.broker.handlers.txn import fenced_for_version
+from moldau.broker.producer_ids import ProducerIdsUnavailableError
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import millis
 
@@ -23,7 +24,10 @@ INVALID_PRODUCER_EPOCH."""
 async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
     transactional_id = request.transactional_id
     if transactional_id is None:
-        producer_id = ctx.broker.producer_ids.next_id()
+        try:
+            producer_id = ctx.broker.producer_ids.next_id()
+        except ProducerIdsUnavailableError:
+            return _answer(ctx, ErrorCode.coordinator_not_available)
         return ctx.response(
             throttle_time=0, error_code=ErrorCode.none, producer_id=producer_id, producer_epoch=0
         )

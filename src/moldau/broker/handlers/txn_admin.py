@@ -13,6 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
+from moldau.cluster.replica_manager import PartitionError
 from moldau.protocol.api import ApiKey
 
 
@@ -96,14 +97,15 @@ async def handle_describe_producers(ctx: RequestContext, request: Any) -> Any:
     for topic_request in request.topics:
         partitions = []
         for index in topic_request.partition_indexes:
-            partition_log = broker.get_log(topic_request.name, index)
-            if partition_log is None:
+            try:
+                partition_log = broker.leader_partition(topic_request.name, index).log
+            except PartitionError as exc:
                 partitions.append(
                     ctx.make(
                         "PartitionResponse",
                         partition_index=index,
-                        error_code=ErrorCode.unknown_topic_or_partition,
-                        error_message="This server does not host this topic-partition.",
+                        error_code=exc.error_code,
+                        error_message=exc.message,
                         active_producers=(),
                     )
                 )

@@ -10,7 +10,7 @@ from typing import Any
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
-from moldau.broker.txn_markers import write_markers
+from moldau.broker.txn_markers import write_local_markers
 from moldau.protocol.api import ApiKey
 
 
@@ -22,7 +22,7 @@ async def handle_write_txn_markers(ctx: RequestContext, request: Any) -> Any:
         (
             marker,
             asyncio.ensure_future(
-                write_markers(
+                write_local_markers(
                     broker,
                     producer_id=int(marker.producer_id),
                     producer_epoch=int(marker.producer_epoch),

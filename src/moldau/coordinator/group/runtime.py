@@ -245,11 +245,20 @@ class GroupCoordinatorRuntime:
             for partition in range(self.config.num_partitions):
                 self.activate(partition)
 
+    def unload(self, partition: int) -> None:
+        """Stop coordinating ``partition`` (its leadership moved to another broker): its
+        groups answer NOT_COORDINATOR from now on and its timers stop."""
+        shard = self._shards.pop(partition, None)
+        if shard is not None:
+            shard.status = ShardStatus.CLOSED
+            shard.timer.cancel_all()
+
     def load(self, partition: int, log_: PartitionLog) -> asyncio.Task[None]:
         """Own ``partition`` and rebuild its state by replaying ``log_`` from its start.
 
         The shard exists (LOADING) as soon as this returns; the replay runs as a task.
         """
+        self.unload(partition)
         shard = Shard(self, partition, self.config)
         self._shards[partition] = shard
         return asyncio.get_running_loop().create_task(self._load(shard, log_))

@@ -291,7 +291,11 @@ class TransactionCoordinatorRuntime:
                 expected_producer_id,
                 expected_producer_epoch,
             )
-        except Exception:
+        except Exception as exc:
+            if getattr(exc, "error_code", None) is not None:
+                # e.g. no producer id block at hand yet: a retriable code from the exception.
+                log.warning("InitProducerId for %r failed: %s", transactional_id, exc)
+                return InitProducerIdResult(write_error_code(exc))
             log.exception("InitProducerId for %r failed", transactional_id)
             return InitProducerIdResult(ErrorCode.unknown_server_error)
         return await self._run(shard, result, InitProducerIdResult)
