@@ -262,6 +262,7 @@ class BrokerConfig:
     metadata_endpoints: tuple[str, ...]
     """etcd endpoints as ``http://host:port``; empty for a single-node broker."""
     etcd_prefix: str
+    etcd_startup_timeout_ms: int
     broker_session_timeout_ms: int
     broker_heartbeat_interval_ms: int
     replica_lag_time_max_ms: int
@@ -350,6 +351,7 @@ class BrokerConfig:
         self.broker_rack = value["broker.rack"] or None
         self.metadata_endpoints = _etcd_endpoints(value["moldau.metadata"], self._where)
         self.etcd_prefix = "/" + str(value["moldau.etcd.prefix"]).strip("/")
+        self.etcd_startup_timeout_ms = value["moldau.etcd.startup.timeout.ms"]
         self.broker_session_timeout_ms = value["broker.session.timeout.ms"]
         self.broker_heartbeat_interval_ms = value["broker.heartbeat.interval.ms"]
         self.replica_lag_time_max_ms = value["replica.lag.time.max.ms"]

@@ -291,6 +291,9 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
        "whose metadata those etcd endpoints keep; unset runs a single-node broker."),
     _k("moldau.etcd.prefix", "string", "/moldau",
        "moldau's own key: the etcd key prefix under which the cluster keeps its metadata."),
+    _k("moldau.etcd.startup.timeout.ms", "long", 60000,
+       "moldau's own key: how long a starting broker keeps trying to reach etcd before it "
+       "gives up with an error.", minimum=0),
     _k("broker.session.timeout.ms", "int", 9000,
        "A broker whose etcd lease is not renewed for this long leaves the cluster (the lease "
        "TTL, whole seconds, at least 2 s); it stops leading once its own lease lapses.",

@@ -71,9 +71,11 @@ def run(
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
+    from moldau.cluster.errors import ClusterIdMismatchError, EtcdError, NodeIdInUseError
+
     try:
         runner(_serve(config))
-    except OSError as exc:
+    except (OSError, EtcdError, NodeIdInUseError, ClusterIdMismatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

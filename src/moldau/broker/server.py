@@ -173,6 +173,7 @@ class Broker:
             heartbeat_interval_ms=c.broker_heartbeat_interval_ms,
             prefix=c.etcd_prefix,
             cluster_id=c.cluster_id,
+            startup_timeout_s=c.etcd_startup_timeout_ms / 1000,
         )
 
     def _replication_config(self) -> ReplicationConfig:
