@@ -21,6 +21,8 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every etcd request (lease keepalives twice a second) at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def _serve(config: object) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -71,6 +71,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("moldau.broker")
 
 MAX_PARTITIONS_PER_TOPIC = 10_000
+STOP_STEP_TIMEOUT_S = 10.0
+"""A shutdown step that hangs (a peer that never answers) must not keep the process alive."""
 INTERNAL_WRITE_TIMEOUT_MS = 5_000
 """How long a coordinator's write waits for the ISR (Kafka's offsets.commit.timeout.ms)."""
 
@@ -311,6 +313,29 @@ class Broker:
         store = self.cluster_store
         if store is not None and self.config.controlled_shutdown_enable:
             await self._controlled_shutdown(store)
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("listeners", self._close_listeners),
+            ("controller", self._close_controller),
+            ("transaction coordinator", self.txn_coordinator.close),
+            ("group coordinator", self.group_coordinator.close),
+            ("background tasks", self._cancel_tasks),
+            ("replicas", self.replicas.close),
+            ("peer connections", self.peers.close),
+            ("replica fetchers", self._close_fetchers),
+            ("metadata store", self._close_store),
+            ("log cleaner", self.cleaner.close),
+        ]
+        for name, step in steps:
+            log.debug("stopping %s", name)
+            try:
+                await asyncio.wait_for(step(), STOP_STEP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("stopping the %s took over %.0fs; going on", name, STOP_STEP_TIMEOUT_S)
+            except Exception:
+                log.exception("stopping the %s failed; going on", name)
+        await asyncio.to_thread(self.logs.close)
+
+    async def _close_listeners(self) -> None:
         if self._http_server is not None:
             self._http_server.close()
             await self._http_server.wait_closed()
@@ -318,24 +343,24 @@ class Broker:
             self._server.close()
         for conn in list(self.connections):
             conn.close()
+
+    async def _close_controller(self) -> None:
         if self.controller is not None:
             await self.controller.close()
-        await self.txn_coordinator.close()
-        await self.group_coordinator.close()
-        for task in [*self._tasks, *self._background]:
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.replicas.close()
-        await self.peers.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_fetchers(self) -> None:
         if self.fetchers is not None:
             await self.fetchers.close()
-        if store is not None:
-            with contextlib.suppress(Exception):
-                await store.close(deregister=True)
-        await self.cleaner.close()
-        await asyncio.to_thread(self.logs.close)
+
+    async def _close_store(self) -> None:
+        if self.cluster_store is not None:
+            await self.cluster_store.close(deregister=True)
 
     async def _controlled_shutdown(self, store: ClusterMetadataStore) -> None:
         """Ask the controller to move our leaderships away, and wait (bounded) until the

@@ -33,6 +33,7 @@ from moldau.cluster.state import PartitionState
 log = logging.getLogger("moldau.controller")
 
 CAMPAIGN_INTERVAL_S = 1.0
+CLOSE_TIMEOUT_S = 3.0
 DEBOUNCE_S = 0.05
 
 
@@ -74,6 +75,7 @@ class Controller:
         self._known: dict[int, str] = {}
         """Incarnation of each broker as of the last completed pass."""
         self._next_rebalance = 0.0
+        self._closing = False
 
     @property
     def is_active(self) -> bool:
@@ -87,20 +89,23 @@ class Controller:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._closing = True
+        self._changed.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # Not ``await task`` under suppress(CancelledError): that would also swallow a
+            # cancellation of close() itself.
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
         if self._store.image.controller_id == self.node_id:
             with contextlib.suppress(Exception):
-                await self._store.resign_controller()
+                await asyncio.wait_for(self._store.resign_controller(), CLOSE_TIMEOUT_S)
 
     def _on_image(self, _image: MetadataImage) -> None:
         self._changed.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._step()
             except asyncio.CancelledError:
@@ -112,9 +117,11 @@ class Controller:
     async def _step(self) -> None:
         store = self._store
         if not store.lease_valid():
+            self._changed.clear()
             await self._wait(CAMPAIGN_INTERVAL_S)
             return
         if store.image.controller_id != self.node_id:
+            self._changed.clear()
             if store.image.controller_id < 0 and await store.try_become_controller():
                 log.info("broker %d is now the controller", self.node_id)
                 self._known = {}
