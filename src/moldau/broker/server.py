@@ -8,7 +8,6 @@ CreateTopics, auto-creation in Metadata/Produce and CreatePartitions all share t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid

@@ -59,8 +59,11 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
+    ELECT_LEADERS = 43
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
+    ALTER_PARTITION_REASSIGNMENTS = 45
+    LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
@@ -128,6 +131,9 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.DESCRIBE_TRANSACTIONS: VersionRange(0, 0, 0),
     ApiKey.LIST_TRANSACTIONS: VersionRange(0, 1, 0),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: VersionRange(2, 4, 2),
+    ApiKey.ELECT_LEADERS: VersionRange(0, 2, 0),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: VersionRange(0, 0, 0),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: VersionRange(0, 0, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

@@ -39,6 +39,7 @@ def load_all() -> None:
         list_offsets,
         metadata,
         offset_for_leader_epoch,
+        partition_admin,
         produce,
         producer_id,
         txn,
