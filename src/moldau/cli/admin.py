@@ -120,12 +120,24 @@ class BrokerInfo:
 
 
 @dataclass(frozen=True)
+class PartitionLeadership:
+    """Who leads one partition and who is in sync, as Metadata reports it (-1: offline)."""
+
+    topic: str
+    partition: int
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ClusterInfo:
     cluster_id: str | None
     controller_id: int | None
     brokers: tuple[BrokerInfo, ...]
     topic_count: int
     topics: tuple[str, ...] = field(default=(), repr=False)
+    partitions: tuple[PartitionLeadership, ...] = field(default=(), repr=False)
 
 
 # Kafka's names for group states (``GroupState.toString()``), as the tools print them.
@@ -388,12 +400,24 @@ class AdminSession:
             for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
         )
         controller = metadata.controller_id if metadata.controller_id >= 0 else None
+        partitions = tuple(
+            PartitionLeadership(
+                topic=name,
+                partition=p.id,
+                leader=p.leader,
+                replicas=tuple(p.replicas),
+                isr=tuple(p.isrs),
+            )
+            for name in sorted(metadata.topics)
+            for p in sorted(metadata.topics[name].partitions.values(), key=lambda p: p.id)
+        )
         return ClusterInfo(
             cluster_id=metadata.cluster_id,
             controller_id=controller,
             brokers=brokers,
             topic_count=len(metadata.topics),
             topics=tuple(sorted(metadata.topics)),
+            partitions=partitions,
         )
 
     # -- consumer groups ------------------------------------------------------------------
