@@ -55,7 +55,7 @@ class Load:
         history: History,
         *,
         pause_s: float = 0.003,
-        timeout_ms: int = 60_000,
+        timeout_ms: int = 120_000,
     ) -> None:
         self.topic = topic
         self.history = history
@@ -68,6 +68,9 @@ class Load:
                 "linger.ms": 5,
                 "message.timeout.ms": timeout_ms,
                 "retry.backoff.ms": 100,
+                # A paused (SIGSTOPped) leader keeps its connections open and never answers:
+                # the producer notices only when a request times out.
+                "request.timeout.ms": 8000,
             }
         )
         self._stop = threading.Event()
@@ -96,7 +99,7 @@ class Load:
     def acked(self) -> int:
         return len(self.history.acked)
 
-    def wait_acked_more(self, than: int, timeout_s: float = 60.0) -> None:
+    def wait_acked_more(self, than: int, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.acked() <= than:
             time.sleep(0.1)
