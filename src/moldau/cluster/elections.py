@@ -114,6 +114,8 @@ def reconcile_partition(
             else:
                 leader = NO_LEADER
     isr_tuple = tuple(r for r in replicas if r in isr)
+    if set(isr_tuple) == set(state.isr):
+        isr_tuple = state.isr  # same members: an order change alone is no change
     if (
         leader == state.leader
         and isr_tuple == state.isr
