@@ -137,8 +137,14 @@ def test_cluster_up_runs_a_working_cluster_and_stops_it(tmp_path: Path) -> None:
         assert all(sorted(r["isr"]) == [1, 2, 3] for r in rows)
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(90)
-        process.stdout.close()
+        try:
+            process.wait(90)
+        finally:
+            if process.poll() is None:
+                process.kill()  # the assertion below then names the leak
+                process.wait()
+            process.stdout.close()
+    assert process.returncode == 0
     for port in range(base, base + 3):
         assert not wait_for_port("127.0.0.1", port, 0.5), f"a broker still listens on {port}"
 

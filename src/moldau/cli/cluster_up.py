@@ -64,7 +64,10 @@ def up(
     def request_stop(_signum: int, _frame: object) -> None:
         stopping.set()
 
+    # SIGINT too: a process started in the background inherits SIGINT as ignored, and
+    # Ctrl-C (or a supervisor's SIGINT) must stop the cluster all the same.
     previous = signal.signal(signal.SIGTERM, request_stop)
+    previous_int = signal.signal(signal.SIGINT, request_stop)
     try:
         try:
             etcd.start()
@@ -87,10 +90,9 @@ def up(
                 typer.echo("a broker exited; stopping the cluster", err=True)
                 break
             stopping.wait(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         _stop_all(children)
         with contextlib.suppress(Exception):
             etcd.stop()

@@ -22,7 +22,7 @@ import typer
 from confluent_kafka import KafkaException
 
 from moldau import __version__
-from moldau.cli import cluster, group, topic, txn
+from moldau.cli import cluster, group, partitions, topic, txn
 from moldau.cli.broker import broker
 from moldau.cli.common import CliError, kafka_error_text
 from moldau.cli.consume import consume
@@ -42,6 +42,7 @@ app.add_typer(topic.app, name="topic")
 app.command("produce")(produce)
 app.command("consume")(consume)
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(partitions.app, name="partitions")
 app.add_typer(group.app, name="group")
 app.add_typer(txn.app, name="txn")
 app.command("producers")(txn.producers)
