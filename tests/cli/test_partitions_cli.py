@@ -17,7 +17,7 @@ from moldau.cli.common import CliError
 from moldau.cli.partitions import PlanEntry, parse_plan, plan_document, propose
 from moldau.cluster.state import BrokerRegistration
 from moldau.testing.broker import free_port
-from moldau.testing.local_cluster import LocalCluster
+from moldau.testing.etcd_cluster import LocalCluster
 
 # -- plans, without a cluster ------------------------------------------------------------------
 

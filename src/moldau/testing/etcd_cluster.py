@@ -161,6 +161,16 @@ class LocalCluster:
                 )
         return views
 
+    metadata = partitions
+
+    def wait_for_full_isr(self, topic: str, timeout_s: float = 60.0) -> None:
+        """Until every partition of ``topic`` has all its replicas in sync."""
+        self.wait_for(
+            lambda: all(set(v.isr) == set(v.replicas) for v in self.partitions(topic).values()),
+            timeout_s,
+            f"{topic}'s ISR to hold every replica",
+        )
+
     def leader_of(self, topic: str, partition: int = 0) -> int:
         return self.partitions(topic)[partition].leader
 
