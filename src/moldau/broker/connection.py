@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kio.schema.errors import ErrorCode
 
+from moldau.broker.auth.session import Session
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import HANDLERS
 from moldau.protocol.api import ADVERTISED, ApiKey, schema_for
@@ -49,10 +50,18 @@ _HIGH_WATER = 4 * 1024 * 1024
 class KafkaConnection(asyncio.BufferedProtocol):
     """Protocol instance for one TCP connection (see module docstring)."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        listener_name: str | None = None,
+        security_protocol: str | None = None,
+    ) -> None:
         self.broker = broker
+        self.listener_name = listener_name or broker.config.listener_name
+        self.security_protocol = security_protocol or broker.config.security_protocol
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.session = Session.accepted(self.listener_name, self.security_protocol, "?")
         self._size_buf = bytearray(4)
         self._size_got = 0
         self._frame: bytearray | None = None
@@ -74,6 +83,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.session = Session.accepted(
+            self.listener_name, self.security_protocol, str(peer[0]) if peer else "?"
+        )
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.broker.connections.add(self)
         loop = asyncio.get_running_loop()
@@ -194,7 +206,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         else:
             request = decode_request_body(schema, view, header.body_offset)
         ctx = RequestContext(
-            header=header, schema=schema, broker=self.broker, peer=self.peer, frame=frame
+            header=header,
+            schema=schema,
+            broker=self.broker,
+            peer=self.peer,
+            frame=frame,
+            session=self.session,
         )
         handler = HANDLERS[api_key]
         result = await handler(ctx, request)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from moldau.broker.auth.session import Session
 from moldau.protocol.api import ApiSchema
 from moldau.protocol.framing import RequestHeader
 from moldau.protocol.messages import make
@@ -35,6 +36,8 @@ class RequestContext:
     peer: str
     frame: bytearray
     """The whole request frame; Produce hands slices of it to the log without copying."""
+    session: Session
+    """The connection's security state (listener, principal); shared, not a copy."""
 
     @property
     def version(self) -> int:

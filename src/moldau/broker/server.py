@@ -39,6 +39,7 @@ from moldau.cluster.replica_manager import (
     ReplicationConfig,
     RoleChanges,
 )
+from moldau.cluster.security_store import LocalSecurityStore, SecurityStore
 from moldau.coordinator.group import (
     GROUP_METADATA_TOPIC,
     GroupCoordinatorConfig,
@@ -107,10 +108,15 @@ class Broker:
         self.controller: Controller | None = None
         self.fetchers: ReplicaFetcherManager | None = None
         self.local_metadata: MetadataStore | None = None
+        self.security_store: SecurityStore
         if config.metadata_endpoints:
+            from moldau.cluster.etcd_security_store import EtcdSecurityStore
+
             self.cluster_store = self._make_cluster_store()
+            self.security_store = EtcdSecurityStore(self.cluster_store.client, config.etcd_prefix)
         else:
             self.local_metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
+            self.security_store = LocalSecurityStore(self.data_dir)
         self.default_log_config = config.default_log_config()
         self.logs = LogManager(self.data_dir, self.default_log_config)
         self.cleaner = LogCleanerManager(
@@ -245,6 +251,7 @@ class Broker:
         store = self.cluster_store
         if store is not None:
             await store.start()
+            await self.security_store.start()
             self._build_coordinators()
             if isinstance(self.producer_ids, ClusterProducerIdManager):
                 await self.producer_ids.prefetch()
@@ -321,6 +328,7 @@ class Broker:
             ("replicas", self.replicas.close),
             ("peer connections", self.peers.close),
             ("replica fetchers", self._close_fetchers),
+            ("security store", self.security_store.close),
             ("metadata store", self._close_store),
             ("log cleaner", self.cleaner.close),
         ]

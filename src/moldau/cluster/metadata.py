@@ -173,7 +173,7 @@ class MetadataStore:
 
     def _write_meta_properties(self, cluster_id: str) -> None:
         text = f"#moldau metadata\nversion=1\ncluster.id={cluster_id}\nnode.id={self._node_id}\n"
-        _atomic_write(self._data_dir / "meta.properties", text.encode())
+        atomic_write(self._data_dir / "meta.properties", text.encode())
 
     def _persist(self, image: MetadataImage) -> None:
         payload = {
@@ -189,7 +189,7 @@ class MetadataStore:
                 for t in sorted(image.topics.values(), key=lambda t: t.name)
             ],
         }
-        _atomic_write(self._data_dir / self.FILE_NAME, json.dumps(payload, indent=1).encode())
+        atomic_write(self._data_dir / self.FILE_NAME, json.dumps(payload, indent=1).encode())
         self._image = self._with_local_partitions(image)
 
     def _with_local_partitions(self, image: MetadataImage) -> MetadataImage:
@@ -246,7 +246,7 @@ class MetadataStore:
         return topic
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
