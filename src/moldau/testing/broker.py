@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
+import random
 import socket
 import subprocess
 import sys
@@ -17,14 +17,31 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
+
+from moldau.testing.process import ChildProcess
+
+# Ports are drawn below Linux's ephemeral range (32768-60999): a port the kernel hands out for
+# ``bind(host, 0)`` or for an outgoing connection can then never be the one we just chose for a
+# child that has not bound it yet. CI once lost a run to exactly that race.
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago and that this process has not handed out before."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE} on {host}")
 
 
 def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
@@ -37,7 +54,7 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
     return False
 
 
-class BrokerProcess:
+class BrokerProcess(ChildProcess):
     """One broker child process with its own data directory.
 
     ``start()`` returns once the port accepts connections; ``stop()`` sends SIGTERM (clean
@@ -145,62 +162,6 @@ class BrokerProcess:
                 return self
         self.kill()
         raise RuntimeError(f"broker did not listen within {timeout_s}s:\n{self.output()[-4000:]}")
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _signal(self, sig: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """Clean shutdown (SIGTERM); returns the exit code."""
-        if self.process is None:
-            return None
-        self._signal(signal.SIGCONT)
-        self._signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-    def kill(self) -> None:
-        """Crash (SIGKILL): nothing is flushed or closed."""
-        if self.process is None:
-            return
-        self._signal(signal.SIGKILL)
-        self.process.wait()
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
-
-    def restart(self) -> BrokerProcess:
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> BrokerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

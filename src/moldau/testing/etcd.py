@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from moldau.testing.broker import free_port
+from moldau.testing.process import ChildProcess
 
 
-class EtcdProcess:
+class EtcdProcess(ChildProcess):
     """One etcd member as a child process with its own data directory and ports.
 
     The client and peer ports are chosen once, so ``restart()`` brings etcd back where its
@@ -80,10 +79,6 @@ class EtcdProcess:
             f"default={peer}",
         ]
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def start(self, timeout_s: float = 30.0) -> EtcdProcess:
         if self.running:
             raise RuntimeError("etcd already running")
@@ -113,60 +108,3 @@ class EtcdProcess:
                 return bool(json.loads(response.read()).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _signal(self, sig: int) -> None:
-        if self.running:
-            assert self.process is not None
-            self.process.send_signal(sig)
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """Clean shutdown (SIGTERM); returns the exit code."""
-        if self.process is None:
-            return None
-        self._signal(signal.SIGCONT)
-        self._signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-    def kill(self) -> None:
-        """Crash (SIGKILL)."""
-        if self.process is None:
-            return
-        self._signal(signal.SIGKILL)
-        self.process.wait()
-
-    def pause(self) -> None:
-        self._signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._signal(signal.SIGCONT)
-
-    def restart(self) -> EtcdProcess:
-        self.stop()
-        return self.start()
-
-    def close(self) -> None:
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> EtcdProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -35,7 +35,7 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     m = ctx.m
     now_ms = int(time.time() * 1000)
     topic_results: list[tuple[str, list[dict[str, Any]]]] = []
-    durable_waits: list[Any] = []
+    durable_waits: list[tuple[dict[str, Any], Any, Any]] = []
     replication_waits: list[tuple[dict[str, Any], Any]] = []
     replicas = broker.replicas
     timeout_ms = int(request.timeout_ms)
@@ -89,7 +89,11 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                 partition_log = partition.log
                 if acks == -1 and broker.config.flush_on_ack_all:
                     durable_waits.append(
-                        broker.flusher.wait_durable(partition_log, info.last_offset)
+                        (
+                            result,
+                            partition,
+                            broker.flusher.wait_durable(partition_log, info.last_offset),
+                        )
                     )
                 else:
                     broker.flusher.maybe_flush(partition_log)
@@ -114,15 +118,32 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
 
     async def after_acks() -> Any:
         errors = await asyncio.gather(*(wait for _, wait in replication_waits))
-        await asyncio.gather(*durable_waits)
         for (result, _), error in zip(replication_waits, errors, strict=True):
             if error != ErrorCode.none:
-                result["error_code"] = error
-                result["base_offset"] = -1
-                result["log_append_time"] = -1
+                _fail(result, error)
+        flushed = await asyncio.gather(
+            *(wait for _, _, wait in durable_waits), return_exceptions=True
+        )
+        for (result, partition, _), outcome in zip(durable_waits, flushed, strict=True):
+            if isinstance(outcome, BaseException) and result["error_code"] == ErrorCode.none:
+                # The log went away under the fsync (its replica was reassigned away, or the
+                # topic deleted): a retriable NOT_LEADER_OR_FOLLOWER sends the client to the
+                # new leader; a disk failure while still leading is KAFKA_STORAGE_ERROR.
+                _fail(
+                    result,
+                    ErrorCode.kafka_storage_error
+                    if partition.is_leader and not partition.log.closed
+                    else ErrorCode.not_leader_or_follower,
+                )
         return build()
 
     return Deferred(asyncio.ensure_future(after_acks()))
+
+
+def _fail(result: dict[str, Any], error: ErrorCode) -> None:
+    result["error_code"] = error
+    result["base_offset"] = -1
+    result["log_append_time"] = -1
 
 
 def _done_ok(wait: Any) -> bool:
