@@ -45,6 +45,9 @@ __all__ = [
 _ENDPOINT = re.compile(r"^([A-Za-z0-9_-]+)://\[?([0-9A-Za-z\-%._:]*?)\]?:(-?[0-9]+)$")
 _HOST_PORT = re.compile(r"^\[?([0-9A-Za-z\-%._:]*?)\]?:([0-9]+)$")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+LISTENER_PREFIX = "listener.name."
+"""Prefix of per-listener overrides: ``listener.name.<listener>.<key>`` (see
+``BrokerConfig.listener_value``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +288,11 @@ class BrokerConfig:
         self._origins = dict(origins or {})
         self._static: dict[str, str] = {}
         self._values: dict[str, Any] = {name: key.default for name, key in BROKER_KEYS.items()}
+        self._listener_overrides: dict[str, dict[str, Any]] = {}
         for name, raw in (properties or {}).items():
+            if name.startswith(LISTENER_PREFIX):
+                self._set_listener_override(name, raw)
+                continue
             key = BROKER_KEYS.get(name)
             if key is None:
                 raise ConfigError(_unknown_key_message(name) + self._where(name))
@@ -404,6 +411,40 @@ class BrokerConfig:
             properties["listeners"] = _apply_listen(listen, properties)
             origins["listeners"] = "--listen"
         return cls(properties, origins=origins)
+
+    def _set_listener_override(self, name: str, raw: str) -> None:
+        """``listener.name.<listener>.<key>``: Kafka's per-listener override of a broker key.
+
+        The listener part is lower case in Kafka (``listener.name.sasl_ssl.``); it is matched
+        case-insensitively. ``<key>`` is a broker key, or ``<mechanism>.sasl.jaas.config``
+        (Kafka's per-mechanism JAAS config, e.g. ``plain.sasl.jaas.config``), kept as text.
+        """
+        rest = name[len(LISTENER_PREFIX) :]
+        listener, _, key_name = rest.partition(".")
+        if not listener or not key_name:
+            raise ConfigError(f"Unknown configuration {name!r}" + self._where(name))
+        key = BROKER_KEYS.get(key_name)
+        if key is not None:
+            try:
+                value: Any = key.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (as {name}){self._where(name)}") from None
+        elif key_name.endswith(".sasl.jaas.config") and key_name.count(".") == 3:
+            value = raw.strip()
+        else:
+            raise ConfigError(
+                f"Unknown configuration {name!r}: {key_name!r} is not a broker key"
+                + self._where(name)
+            )
+        self._listener_overrides.setdefault(listener.lower(), {})[key_name] = value
+
+    def listener_value(self, listener_name: str, name: str) -> Any:
+        """The value of ``name`` on one listener: ``listener.name.<listener>.<name>`` when set,
+        else the broker-wide value of ``name`` (None for an unset per-mechanism JAAS key)."""
+        overrides = self._listener_overrides.get(listener_name.lower(), {})
+        if name in overrides:
+            return overrides[name]
+        return self._values[name] if name in BROKER_KEYS else None
 
     def _where(self, name: str) -> str:
         origin = self._origins.get(name)
@@ -564,7 +605,11 @@ class BrokerConfig:
         return properties
 
     def __repr__(self) -> str:
-        return f"BrokerConfig({self._static!r})"
+        shown = {
+            name: "[hidden]" if BROKER_KEYS[name].sensitive else raw
+            for name, raw in self._static.items()
+        }
+        return f"BrokerConfig({shown!r})"
 
     # -- DescribeConfigs --------------------------------------------------------------------
 

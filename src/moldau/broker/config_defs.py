@@ -375,6 +375,27 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
        "Idempotent producer state unused for this long is dropped.", minimum=1),
     _k("producer.id.expiration.check.interval.ms", "int", 600000,
        "How often expired producer ids are looked for.", minimum=1),
+    # -- SASL (per listener too: listener.name.<listener>.<key>)
+    _k("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+       "SASL mechanisms served on SASL listeners. moldau differs from Kafka (GSSAPI, which "
+       "moldau lacks): PLAIN and both SCRAM mechanisms.",
+       allowed=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
+    _k("sasl.jaas.config", "password", None,
+       "JAAS login config; for PLAIN, PlainLoginModule's user_<name>=\"<password>\" options "
+       "list the users. Per listener and mechanism: "
+       "listener.name.<listener>.plain.sasl.jaas.config."),
+    _k("moldau.sasl.plain.users.file", "string", None,
+       "File of PLAIN users, one name:password per line (# comments); read at each login, "
+       "so edits apply without a restart. moldau's own, besides the JAAS config."),
+    _k("sasl.server.max.receive.size", "int", 524288,
+       "Largest SASL token accepted before authentication; larger closes the connection.",
+       minimum=1),
+    _k("connections.max.reauth.ms", "long", 0,
+       "Session lifetime of SASL connections; they must re-authenticate (KIP-368) before it "
+       "ends. 0 = sessions never expire.", minimum=0),
+    _k("connection.failed.authentication.delay.ms", "int", 100,
+       "How long a failed SASL login waits before its connection is closed (slows "
+       "brute-force attempts).", minimum=0),
     # -- accepted so that stock Kafka configs load, but not acted on
     _ignored("process.roles", "list", "", "KRaft roles of this node.",
              allowed=("broker", "controller")),

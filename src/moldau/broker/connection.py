@@ -12,6 +12,13 @@ as Kafka clients require.
 
 Broken frames (negative or oversized length, a header or body that does not parse, an API we
 do not serve) close this connection only; every other connection keeps being served.
+
+SASL listeners (``broker/auth/sasl.py`` holds the state machine): before authentication only
+ApiVersions, SaslHandshake and SaslAuthenticate are served and frames are capped at
+``sasl.server.max.receive.size``; anything else closes the connection, as in Kafka. After a
+SaslHandshake v0 the frames are raw SASL tokens, answered raw. A refused login is answered,
+then the connection stops reading and closes after ``connection.failed.authentication.delay.ms``
+(a timer, not a blocked loop). Past ``reauth_deadline`` only re-authentication is served.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kio.schema.errors import ErrorCode
 
+from moldau.broker.auth.sasl import (
+    SaslAuthenticator,
+    attach,
+    detach,
+    listener_sasl_config,
+)
 from moldau.broker.auth.session import Session
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import HANDLERS
@@ -45,6 +58,20 @@ log = logging.getLogger("moldau.connection")
 
 _SIZE = struct.Struct(">i")
 _HIGH_WATER = 4 * 1024 * 1024
+_SASL_APIS = (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE)
+
+
+class _CloseWhenWritten:
+    """A response-queue item that closes the connection when the writer reaches it, i.e.
+    after every earlier response was written (``transport.close`` flushes them)."""
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._connection = connection
+
+    def __await__(self) -> Any:
+        self._connection.close()
+        return None
+        yield  # a generator: awaiting it runs the lines above, no coroutine to leak
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -62,6 +89,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.session = Session.accepted(self.listener_name, self.security_protocol, "?")
+        self.sasl: SaslAuthenticator | None = None
+        """SASL state on a SASL listener (see ``_sasl_permits``); None elsewhere."""
         self._size_buf = bytearray(4)
         self._size_got = 0
         self._frame: bytearray | None = None
@@ -86,6 +115,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.session = Session.accepted(
             self.listener_name, self.security_protocol, str(peer[0]) if peer else "?"
         )
+        if self.session.uses_sasl:
+            store = self.broker.security_store
+            self.sasl = SaslAuthenticator(
+                self.session,
+                listener_sasl_config(self.broker.config, self.listener_name),
+                lambda user, mechanism: store.image.credential(user, mechanism),
+            )
+            attach(self.sasl)
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.broker.connections.add(self)
         loop = asyncio.get_running_loop()
@@ -115,6 +152,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 )
                 self.close()
                 return
+            if (
+                self.sasl is not None
+                and not self.session.authenticated
+                and size > self.sasl.config.max_receive_size
+            ):
+                log.warning(
+                    "closing connection from %s: %d-byte frame before SASL authentication "
+                    "(sasl.server.max.receive.size is %d)",
+                    self.peer,
+                    size,
+                    self.sasl.config.max_receive_size,
+                )
+                self.close()
+                return
             self._frame = bytearray(size)
             self._frame_view = memoryview(self._frame)
             self._frame_got = 0
@@ -140,6 +191,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._can_write.set()
         self._responses.put_nowait(None)
         self.broker.connections.discard(self)
+        if self.sasl is not None:
+            detach(self.sasl)
         for task in self._tasks:
             if not task.done() and task is not asyncio.current_task():
                 task.cancel()
@@ -167,6 +220,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._reading_paused and len(self._requests) < 16 and self.transport is not None:
                 self._reading_paused = False
                 self.transport.resume_reading()
+            if self.sasl is not None and (self.sasl.failed or self.sasl.raw_tokens):
+                if not self.sasl.failed:
+                    self._handle_raw_sasl_token(frame)
+                continue
             try:
                 await self._handle_frame(frame)
             except FramingError as exc:
@@ -182,6 +239,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         view = memoryview(frame).toreadonly()  # kio's native readers want read-only buffers
         header = parse_request_header_prefix(view)
         api_key, version = header.api_key, header.api_version
+        if self.sasl is not None and not self._sasl_permits(api_key):
+            raise FramingError(
+                f"request {_api_name(api_key)} (client {header.client_id!r}) "
+                + (
+                    "before SASL authentication"
+                    if not self.session.authenticated
+                    else "after the SASL session expired (connections.max.reauth.ms) "
+                    "without re-authentication"
+                )
+            )
         supported = ADVERTISED.get(api_key)
         if api_key == ApiKey.API_VERSIONS and (supported is None or not supported.decodes(version)):
             # KIP-511: answer an unknown ApiVersions version in v0 with our ranges.
@@ -215,6 +282,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         )
         handler = HANDLERS[api_key]
         result = await handler(ctx, request)
+        if self.sasl is not None and self.sasl.failed:
+            self._close_after_failed_authentication(
+                encode_response(schema, header.correlation_id, result)
+            )
+            return
         if isinstance(result, Deferred):
             self._responses.put_nowait(asyncio.ensure_future(self._finish_deferred(ctx, result)))
         elif result is None:
@@ -243,6 +315,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return response
         return encode_response(ctx.schema, ctx.header.correlation_id, response)
 
+    # -- SASL -------------------------------------------------------------------------
+
+    def _sasl_permits(self, api_key: int) -> bool:
+        """Kafka's gate on SASL listeners: before authentication only ApiVersions,
+        SaslHandshake and SaslAuthenticate; after an expired session (KIP-368) only the
+        re-authentication requests."""
+        assert self.sasl is not None
+        if api_key in _SASL_APIS:
+            return True
+        if not self.session.authenticated:
+            return api_key == ApiKey.API_VERSIONS
+        return not self.sasl.session_expired()
+
+    def _handle_raw_sasl_token(self, frame: bytearray) -> None:
+        """A token after SaslHandshake v0: unframed, answered unframed (size + bytes)."""
+        assert self.sasl is not None
+        challenge = self.sasl.evaluate_raw(bytes(frame))
+        if challenge is None:
+            self._close_after_failed_authentication(None)
+        else:
+            self._responses.put_nowait(_SIZE.pack(len(challenge)) + challenge)
+
+    def _close_after_failed_authentication(self, response: bytes | None) -> None:
+        """Stop reading, send ``response`` after ``connection.failed.authentication.delay.ms``
+        and close. The delay is a timer, not a blocked loop: a brute-force client waits,
+        the broker does not."""
+        assert self.sasl is not None
+        self._requests.clear()
+        if self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+        delay_s = self.sasl.config.failed_auth_delay_ms / 1000
+        self._responses.put_nowait(asyncio.ensure_future(_after(delay_s, response)))
+        self._responses.put_nowait(_CloseWhenWritten(self))
+
     def _unsupported_api_versions(self, correlation_id: int) -> bytes:
         from moldau.broker.handlers.api_versions import api_versions_response
 
@@ -267,3 +373,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if self._closed:
                 return
             self.transport.write(data)
+
+
+async def _after(delay_s: float, response: bytes | None) -> bytes | None:
+    await asyncio.sleep(delay_s)
+    return response
+
+
+def _api_name(api_key: int) -> str:
+    try:
+        return ApiKey(api_key).name
+    except ValueError:
+        return f"api key {api_key}"

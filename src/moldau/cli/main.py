@@ -23,6 +23,7 @@ from confluent_kafka import KafkaException
 
 from moldau import __version__
 from moldau.cli import cluster, group, partitions, topic, txn
+from moldau.cli import user as user_cli
 from moldau.cli.broker import broker
 from moldau.cli.common import CliError, kafka_error_text
 from moldau.cli.consume import consume
@@ -45,6 +46,7 @@ app.add_typer(cluster.app, name="cluster")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(group.app, name="group")
 app.add_typer(txn.app, name="txn")
+app.add_typer(user_cli.app, name="user")
 app.command("producers")(txn.producers)
 
 

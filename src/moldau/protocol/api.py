@@ -65,6 +65,8 @@ class ApiKey(enum.IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
@@ -134,6 +136,10 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.ELECT_LEADERS: VersionRange(0, 2, 0),
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: VersionRange(0, 0, 0),
     ApiKey.LIST_PARTITION_REASSIGNMENTS: VersionRange(0, 0, 0),
+    ApiKey.SASL_HANDSHAKE: VersionRange(0, 1, 0),
+    ApiKey.SASL_AUTHENTICATE: VersionRange(0, 2, 0),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""
 

@@ -42,6 +42,8 @@ def load_all() -> None:
         partition_admin,
         produce,
         producer_id,
+        sasl,
+        scram_credentials,
         txn,
         txn_admin,
         txn_offset_commit,
