@@ -71,6 +71,9 @@ class Load:
                 # A paused (SIGSTOPped) leader keeps its connections open and never answers:
                 # the producer notices only when a request times out.
                 "request.timeout.ms": 8000,
+                # ...and librdkafka drops such a connection only after socket.timeout.ms
+                # (60 s by default), which alone made one scenario take over a minute.
+                "socket.timeout.ms": 10000,
             }
         )
         self._stop = threading.Event()
