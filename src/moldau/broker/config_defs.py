@@ -375,6 +375,41 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
        "Idempotent producer state unused for this long is dropped.", minimum=1),
     _k("producer.id.expiration.check.interval.ms", "int", 600000,
        "How often expired producer ids are looked for.", minimum=1),
+    # -- TLS (per listener too: listener.name.<listener>.<key>); PEM files, as librdkafka
+    _k("ssl.certificate.location", "string", None,
+       "PEM file with this broker's certificate (and any intermediates) for SSL and SASL_SSL "
+       "listeners; moldau's stand-in for Kafka's ssl.keystore.location."),
+    _k("ssl.key.location", "string", None,
+       "PEM file with the private key of ssl.certificate.location (may be the same file)."),
+    _k("ssl.key.password", "password", None,
+       "Password of an encrypted ssl.key.location."),
+    _k("ssl.ca.location", "string", None,
+       "PEM file of CA certificates that client certificates (and, inter-broker, peer "
+       "brokers) are verified against; moldau's stand-in for ssl.truststore.location."),
+    _k("ssl.client.auth", "string", "none",
+       "Client certificates: required (refuse clients without a trusted one), requested "
+       "(verify one if sent) or none.", allowed=("required", "requested", "none")),
+    _k("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3",
+       "TLS versions accepted; moldau refuses anything older than TLSv1.2.",
+       allowed=("TLSv1.2", "TLSv1.3")),
+    _k("ssl.protocol", "string", "TLSv1.3",
+       "Kafka's SSLContext protocol; with ssl.enabled.protocols it bounds the versions.",
+       allowed=("TLSv1.2", "TLSv1.3", "TLS")),
+    _k("ssl.endpoint.identification.algorithm", "string", "https",
+       "Inter-broker TLS: https checks the peer broker's certificate names its host; "
+       "empty turns the check off."),
+    # -- inter-broker traffic (replica fetchers, transaction markers)
+    _k("inter.broker.listener.name", "string", None,
+       "Listener whose advertised endpoint brokers connect to each other on; unset means the "
+       "listener named like security.inter.broker.protocol."),
+    _k("security.inter.broker.protocol", "string", "PLAINTEXT",
+       "Security protocol between brokers when inter.broker.listener.name is unset.",
+       allowed=SECURITY_PROTOCOLS),
+    _k("sasl.mechanism.inter.broker.protocol", "string", "PLAIN",
+       "SASL mechanism brokers log in to each other with on a SASL_* inter-broker listener "
+       "(moldau default PLAIN; Kafka's is GSSAPI, which moldau lacks). The credentials are "
+       "the username/password of listener.name.<listener>.<mechanism>.sasl.jaas.config.",
+       allowed=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
     # -- SASL (per listener too: listener.name.<listener>.<key>)
     _k("sasl.enabled.mechanisms", "list", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
        "SASL mechanisms served on SASL listeners. moldau differs from Kafka (GSSAPI, which "
@@ -401,9 +436,6 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
              allowed=("broker", "controller")),
     _ignored("controller.quorum.voters", "list", "", "Static KRaft voter set."),
     _ignored("controller.quorum.bootstrap.servers", "list", "", "KRaft quorum bootstrap."),
-    _ignored("inter.broker.listener.name", "string", None, "Listener brokers talk on."),
-    _ignored("security.inter.broker.protocol", "string", "PLAINTEXT",
-             "Protocol brokers talk with.", allowed=SECURITY_PROTOCOLS),
     _ignored("metadata.log.dir", "string", None, "Directory of the KRaft metadata log."),
     _ignored("num.network.threads", "int", 3, "Network threads.", minimum=1),
     _ignored("num.io.threads", "int", 8, "Request handler threads.", minimum=1),

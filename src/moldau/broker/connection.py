@@ -39,6 +39,7 @@ from moldau.broker.auth.sasl import (
     listener_sasl_config,
 )
 from moldau.broker.auth.session import Session
+from moldau.broker.auth.tls import tls_principal
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import HANDLERS
 from moldau.protocol.api import ADVERTISED, ApiKey, schema_for
@@ -115,6 +116,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.session = Session.accepted(
             self.listener_name, self.security_protocol, str(peer[0]) if peer else "?"
         )
+        if self.session.uses_tls and not self.session.uses_sasl:
+            self.session.principal = tls_principal(self.listener_name, self.peer, transport)
         if self.session.uses_sasl:
             store = self.broker.security_store
             self.sasl = SaslAuthenticator(

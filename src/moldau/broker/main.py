@@ -77,7 +77,7 @@ def run(
 
     try:
         runner(_serve(config))
-    except (OSError, EtcdError, NodeIdInUseError, ClusterIdMismatchError) as exc:
+    except (OSError, ConfigError, EtcdError, NodeIdInUseError, ClusterIdMismatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,7 +4,8 @@ The transaction coordinator sends WriteTxnMarkers to partition leaders elsewhere
 connection per peer (opened on first use, reopened after a failure, closed when the peer
 leaves the cluster or its address changes) saves a TCP handshake per transaction. Replica
 fetchers keep their own connections (cluster/replica_fetcher.py) so that a slow marker write
-never queues behind a long-polling fetch.
+never queues behind a long-polling fetch. Peers are reached on their endpoint of the
+inter-broker listener, with that listener's ``ClientSecurity`` (TLS, SASL login).
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from moldau.cluster.kafka_client import BrokerClient
+from moldau.cluster.kafka_client import PLAINTEXT, BrokerClient, ClientSecurity
 
 
 class PeerClients:
     """Lazily opened ``BrokerClient``s by node id."""
 
-    def __init__(self, node_id: int, address_of: Callable[[int], tuple[str, int] | None]) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        address_of: Callable[[int], tuple[str, int] | None],
+        security: ClientSecurity = PLAINTEXT,
+    ) -> None:
         self._client_id = f"moldau-broker-{node_id}"
+        self._security = security
         self._address_of = address_of
         self._clients: dict[int, tuple[tuple[str, int], BrokerClient]] = {}
         self._lock = asyncio.Lock()
@@ -38,7 +45,9 @@ class PeerClients:
                     return old
                 with contextlib.suppress(Exception):
                     await old.close()
-            client = BrokerClient(address[0], address[1], client_id=self._client_id)
+            client = BrokerClient(
+                address[0], address[1], client_id=self._client_id, security=self._security
+            )
             self._clients[node_id] = (address, client)
             return client
 

@@ -21,6 +21,7 @@ from moldau.broker.config import BrokerConfig
 from moldau.broker.errors import ApiError
 from moldau.broker.handlers import load_all
 from moldau.broker.http_server import HttpServer, start_http_server
+from moldau.broker.listeners import BrokerListeners
 from moldau.broker.notifier import AppendNotifier
 from moldau.broker.peers import PeerClients
 from moldau.broker.producer_ids import ClusterProducerIdManager, ProducerIdManager, ProducerIds
@@ -104,6 +105,8 @@ class Broker:
         self.config = config
         self.node_id = config.node_id
         self.data_dir = Path(config.data_dir)
+        # First: bad TLS files stop the broker before anything is opened or registered.
+        self.listeners = BrokerListeners(config)
         self.cluster_store: ClusterMetadataStore | None = None
         self.controller: Controller | None = None
         self.fetchers: ReplicaFetcherManager | None = None
@@ -135,7 +138,10 @@ class Broker:
             from moldau.cluster.replica_fetcher import ReplicaFetcherManager
 
             self.fetchers = ReplicaFetcherManager(
-                replication, self._broker_address, on_append=self.notifier.notify
+                replication,
+                self._broker_address,
+                on_append=self.notifier.notify,
+                security=self.listeners.inter_broker_security,
             )
             self.producer_ids: ProducerIds = ClusterProducerIdManager(store.allocate_producer_ids)
         else:
@@ -149,11 +155,12 @@ class Broker:
             on_high_watermark=self.notifier.notify,
             lease_valid=store.lease_valid if store is not None else _always,
         )
-        self.peers = PeerClients(self.node_id, self.broker_endpoint)
+        self.peers = PeerClients(
+            self.node_id, self.inter_broker_endpoint, self.listeners.inter_broker_security
+        )
         self._applied_image: MetadataImage | None = None
         self._build_coordinators()
         self.connections: set[KafkaConnection] = set()
-        self._server: asyncio.AbstractServer | None = None
         self._http_server: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -161,7 +168,7 @@ class Broker:
 
     def _make_cluster_store(self) -> ClusterMetadataStore:
         from moldau.cluster.etcd_store import ClusterMetadataStore
-        from moldau.cluster.state import BrokerRegistration
+        from moldau.cluster.state import BrokerRegistration, ListenerEndpoint
 
         c = self.config
         registration = BrokerRegistration(
@@ -170,6 +177,10 @@ class Broker:
             port=c.advertised_port,
             rack=c.broker_rack,
             incarnation=uuid.uuid4().hex,
+            endpoints=tuple(
+                ListenerEndpoint(e.listener_name, e.host, e.port, e.security_protocol)
+                for e in self.listeners.advertised_endpoints()
+            ),
         )
         return ClusterMetadataStore(
             c.metadata_endpoints,
@@ -226,19 +237,43 @@ class Broker:
 
     @property
     def advertised(self) -> tuple[str, int]:
-        return self.config.advertised_host, self.config.advertised_port
+        """Where clients of the client listener reach us (the bound port for port 0)."""
+        return self.advertised_for(self.config.listener_name) or (
+            self.config.advertised_host,
+            self.config.advertised_port,
+        )
+
+    def advertised_for(self, listener_name: str | None) -> tuple[str, int] | None:
+        """Our advertised endpoint on ``listener_name`` (None: that listener is not
+        advertised); None as the name means the client listener."""
+        if listener_name is None:
+            return self.advertised
+        return self.listeners.advertised(listener_name)
 
     def _broker_address(self, node_id: int) -> tuple[str, int] | None:
+        """A peer's endpoint on the inter-broker listener (replica fetchers, markers)."""
         registration = self.metadata.image.brokers.get(node_id)
         if registration is None:
             return None
-        return registration.host, registration.port
+        return registration.endpoint(self.listeners.inter_broker_listener_name)
 
-    def broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
-        """Where clients reach broker ``node_id``: ourselves, or a live registration."""
+    def inter_broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
+        """Where another broker's requests to ``node_id`` go: its inter-broker listener."""
         if node_id == self.node_id:
-            return self.advertised
+            return self.advertised_for(self.listeners.inter_broker_listener_name)
         return self._broker_address(node_id)
+
+    def broker_endpoint(
+        self, node_id: int, listener_name: str | None = None
+    ) -> tuple[str, int] | None:
+        """Where clients of ``listener_name`` (None: the client listener) reach broker
+        ``node_id``: ourselves, or a live registration that has that listener."""
+        if node_id == self.node_id:
+            return self.advertised_for(listener_name)
+        registration = self.metadata.image.brokers.get(node_id)
+        if registration is None:
+            return None
+        return registration.endpoint(listener_name or self.config.listener_name)
 
     def live_broker_ids(self) -> list[int]:
         if self.cluster_store is None:
@@ -279,12 +314,10 @@ class Broker:
             store.subscribe(self._apply_image)
             store.on_lease_state(self.replicas.on_lease_state)
             self._start_controller(store)
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(self),
-            self.config.listen_host,
-            self.config.listen_port,
-            reuse_address=True,
-            backlog=1024,
+        await self.listeners.start(
+            lambda endpoint: KafkaConnection(
+                self, endpoint.listener_name, endpoint.security_protocol
+            )
         )
 
     def _start_controller(self, store: ClusterMetadataStore) -> None:
@@ -346,8 +379,7 @@ class Broker:
         if self._http_server is not None:
             self._http_server.close()
             await self._http_server.wait_closed()
-        if self._server is not None:
-            self._server.close()
+        self.listeners.close()
         for conn in list(self.connections):
             conn.close()
 

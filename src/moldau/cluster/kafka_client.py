@@ -16,6 +16,14 @@ size, so a 10 MiB fetch response is received without intermediate copies and dec
 The record bytes of a Fetch response stay bytes (kio's ``Records``): nothing here looks into
 them.
 
+Security (``ClientSecurity``): on an SSL or SASL_SSL listener the connection is TLS with
+the given client context; on a SASL listener the client logs in right after connecting with
+SaslHandshake v1 and SaslAuthenticate v1 (PLAIN, or SCRAM-SHA-256/512 through scramp's
+``ScramClient``), before any caller's request is sent. When the broker grants a session
+lifetime (``connections.max.reauth.ms``), the client counts as ``closed`` once 90% of it has
+passed, so its owner opens a fresh, freshly authenticated connection instead of being cut off
+(moldau's stand-in for KIP-368 client re-authentication).
+
 Failure model: any connection problem — refused, reset, closed by the peer, a malformed
 frame, a request that outlives ``timeout_s`` — closes the client for good and fails every
 request in flight with a :class:`BrokerConnectionError` (a :class:`ConnectionError`). A
@@ -29,13 +37,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import struct
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, cast
+
+from kio.schema.errors import ErrorCode
 
 from moldau.protocol.framing import decode_response, encode_request
 
-__all__ = ["BrokerClient", "BrokerConnectionError", "RequestTimedOutError"]
+__all__ = [
+    "AuthenticationFailedError",
+    "BrokerClient",
+    "BrokerConnectionError",
+    "ClientSecurity",
+    "RequestTimedOutError",
+]
 
 log = logging.getLogger("moldau.replication.client")
 
@@ -50,6 +68,34 @@ class BrokerConnectionError(ConnectionError):
 
 class RequestTimedOutError(BrokerConnectionError, TimeoutError):
     """A request got no answer within the client's timeout; the connection was dropped."""
+
+
+class AuthenticationFailedError(BrokerConnectionError):
+    """The broker refused our SASL login (or TLS handshake); the client is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecurity:
+    """How to connect to a broker's listener: TLS context and/or SASL login (PLAIN,
+    SCRAM-SHA-256, SCRAM-SHA-512). The default is PLAINTEXT."""
+
+    ssl_context: ssl.SSLContext | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+    @property
+    def protocol(self) -> str:
+        """The Kafka security protocol name this amounts to."""
+        if self.sasl_mechanism is None:
+            return "PLAINTEXT" if self.ssl_context is None else "SSL"
+        return "SASL_PLAINTEXT" if self.ssl_context is None else "SASL_SSL"
+
+
+PLAINTEXT = ClientSecurity()
+_SASL_HANDSHAKE = 17
+_SASL_AUTHENTICATE = 36
+_REAUTH_FRACTION = 0.9
 
 
 @dataclass(slots=True)
@@ -123,11 +169,21 @@ class BrokerClient:
     True when the connection fails or :meth:`close` is called, and never back.
     """
 
-    def __init__(self, host: str, port: int, *, client_id: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        timeout_s: float = 30.0,
+        security: ClientSecurity = PLAINTEXT,
+    ) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.security = security
+        self._session_expires_at: float | None = None
         self._protocol: _ResponseReader | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._in_flight: collections.deque[_InFlight] = collections.deque()
@@ -137,7 +193,10 @@ class BrokerClient:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """True once the connection failed or was closed — or its SASL session is nearly
+        over (the owner should open a new client then; requests still work meanwhile)."""
+        expires = self._session_expires_at
+        return self._closed or (expires is not None and time.monotonic() >= expires)
 
     @property
     def in_flight(self) -> int:
@@ -149,22 +208,33 @@ class BrokerClient:
         return f"BrokerClient({self.host}:{self.port}, {state})"
 
     async def connect(self) -> None:
-        """Open the connection (once; concurrent callers share the attempt)."""
+        """Open (and authenticate) the connection once; concurrent callers share it."""
         if self._closed:
             raise self._closed_error()
-        if self._protocol is not None:
-            return
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
         await asyncio.shield(self._connecting)
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
+        context = self.security.ssl_context
         try:
             _transport, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _ResponseReader(self), self.host, self.port),
+                loop.create_connection(
+                    lambda: _ResponseReader(self),
+                    self.host,
+                    self.port,
+                    ssl=context,
+                    server_hostname=self.host if context is not None else None,
+                ),
                 self.timeout_s,
             )
+        except ssl.SSLError as exc:
+            error: BrokerConnectionError = AuthenticationFailedError(
+                f"TLS handshake with broker {self.host}:{self.port} failed: {exc.reason or exc}"
+            )
+            self._fail(error)
+            raise error from exc
         except (OSError, TimeoutError) as exc:
             error = BrokerConnectionError(
                 f"cannot connect to broker {self.host}:{self.port}: {exc or 'timed out'}"
@@ -176,11 +246,57 @@ class BrokerClient:
                 protocol.transport.close()
             raise self._closed_error()
         self._protocol = protocol
+        if self.security.sasl_mechanism is not None:
+            await self._authenticate(self.security)
+
+    async def _authenticate(self, security: ClientSecurity) -> None:
+        """SaslHandshake v1 + SaslAuthenticate v1 round trips until the mechanism is done."""
+        import kio.schema.sasl_authenticate.v1.request as authenticate
+        import kio.schema.sasl_handshake.v1.request as handshake
+
+        mechanism = security.sasl_mechanism
+        assert mechanism is not None
+        response = await self._send(
+            _SASL_HANDSHAKE, 1, handshake.SaslHandshakeRequest(mechanism=mechanism)
+        )
+        if response.error_code != ErrorCode.none:
+            self._refuse(
+                f"mechanism {mechanism} refused ({response.error_code.name}); the broker "
+                f"offers {', '.join(response.mechanisms) or 'none'}"
+            )
+        exchange = _SaslExchange(
+            mechanism, security.sasl_username or "", security.sasl_password or ""
+        )
+        token: bytes | None = exchange.first()
+        while token is not None:
+            reply = await self._send(
+                _SASL_AUTHENTICATE, 1, authenticate.SaslAuthenticateRequest(auth_bytes=token)
+            )
+            if reply.error_code != ErrorCode.none:
+                self._refuse(f"{reply.error_code.name}: {reply.error_message or 'no reason'}")
+            lifetime_ms = int(getattr(reply, "session_lifetime_ms", 0) or 0)
+            if lifetime_ms > 0:
+                self._session_expires_at = time.monotonic() + _REAUTH_FRACTION * lifetime_ms / 1000
+            try:
+                token = exchange.next(bytes(reply.auth_bytes))
+            except ValueError as exc:
+                self._refuse(f"the broker's {mechanism} answer does not check out: {exc}")
+
+    def _refuse(self, reason: str) -> None:
+        error = AuthenticationFailedError(
+            f"SASL login to broker {self.host}:{self.port} as "
+            f"{self.security.sasl_username!r} failed: {reason}"
+        )
+        self._fail(error)
+        raise error
 
     async def request(self, api_key: int, version: int, body: Any) -> Any:
         """Send ``body`` (a kio request entity of that api/version) and return the decoded
         response. Raises BrokerConnectionError (RequestTimedOutError on timeout)."""
         await self.connect()
+        return await self._send(api_key, version, body)
+
+    async def _send(self, api_key: int, version: int, body: Any) -> Any:
         protocol = self._protocol
         if self._closed or protocol is None or protocol.transport is None:
             raise self._closed_error()
@@ -276,3 +392,41 @@ class BrokerClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class _SaslExchange:
+    """The client side of one SASL mechanism: ``first()`` is the opening token, ``next``
+    takes each server token and returns the reply, or None when the exchange is done.
+    Raises ValueError when the server's answer fails the mechanism's checks."""
+
+    def __init__(self, mechanism: str, username: str, password: str) -> None:
+        self.mechanism = mechanism
+        self._username = username
+        self._password = password
+        self._scram: Any = None
+        self._step = 0
+
+    def first(self) -> bytes:
+        if self.mechanism == "PLAIN":
+            return b"\0" + self._username.encode() + b"\0" + self._password.encode()
+        if self.mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ValueError(f"unsupported SASL mechanism {self.mechanism}")
+        import scramp
+
+        self._scram = scramp.ScramClient([self.mechanism], self._username, self._password)
+        return str(self._scram.get_client_first()).encode()
+
+    def next(self, server_token: bytes) -> bytes | None:
+        self._step += 1
+        if self.mechanism == "PLAIN":
+            return None
+        import scramp
+
+        try:
+            if self._step == 1:
+                self._scram.set_server_first(server_token.decode())
+                return str(self._scram.get_client_final()).encode()
+            self._scram.set_server_final(server_token.decode())
+        except (scramp.ScramException, UnicodeDecodeError) as exc:
+            raise ValueError(str(exc)) from None
+        return None

@@ -54,7 +54,12 @@ from kio.schema.offset_for_leader_epoch.v4 import request as epoch_req
 from kio.schema.types import BrokerId, TopicName
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
-from moldau.cluster.kafka_client import BrokerClient, BrokerConnectionError
+from moldau.cluster.kafka_client import (
+    PLAINTEXT,
+    BrokerClient,
+    BrokerConnectionError,
+    ClientSecurity,
+)
 from moldau.cluster.replica_manager import ReplicationConfig
 from moldau.log.errors import LogAppendError
 from moldau.log.log import PartitionLog
@@ -215,6 +220,7 @@ class _LeaderFetcher:
     config: ReplicationConfig
     broker_address: Callable[[int], tuple[str, int] | None]
     on_append: Callable[[str, int], None] | None
+    security: ClientSecurity = PLAINTEXT
     partitions: dict[TopicPartition, _PartitionFetchState] = field(default_factory=dict)
     client: BrokerClient | None = None
     task: asyncio.Task[None] | None = None
@@ -307,6 +313,7 @@ class _LeaderFetcher:
                 port,
                 client_id=f"broker-{self.config.node_id}-fetcher-{self.leader_id}",
                 timeout_s=max(REQUEST_TIMEOUT_S, 2 * self.config.replica_fetch_wait_max_ms / 1000),
+                security=self.security,
             )
         return client
 
@@ -648,7 +655,8 @@ class ReplicaFetcherManager:
     Called by the replica manager on the event loop as metadata images arrive:
     ``add_partitions`` (re)starts following (truncation first), ``remove_partitions`` stops
     before returning. ``on_append(topic, partition)`` is called after a fetch changed a log
-    (records, high watermark or log start offset), e.g. to wake long polls.
+    (records, high watermark or log start offset), e.g. to wake long polls. ``broker_address``
+    gives a leader's endpoint on the inter-broker listener, ``security`` how to connect to it.
     """
 
     def __init__(
@@ -656,9 +664,11 @@ class ReplicaFetcherManager:
         config: ReplicationConfig,
         broker_address: Callable[[int], tuple[str, int] | None],
         on_append: Callable[[str, int], None] | None = None,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self.config = config
         self._broker_address = broker_address
+        self._security = security
         self._on_append = on_append
         self._fetchers: dict[int, _LeaderFetcher] = {}
         self._leader_of: dict[TopicPartition, int] = {}
@@ -689,7 +699,7 @@ class ReplicaFetcherManager:
         fetcher = self._fetchers.get(leader_id)
         if fetcher is None:
             fetcher = self._fetchers[leader_id] = _LeaderFetcher(
-                leader_id, self.config, self._broker_address, self._on_append
+                leader_id, self.config, self._broker_address, self._on_append, self._security
             )
             fetcher.start()
         for tp, target in targets.items():

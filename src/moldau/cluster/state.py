@@ -21,12 +21,44 @@ NO_LEADER = -1
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerEndpoint:
+    """One advertised listener of a broker: ``NAME://host:port`` and its security protocol."""
+
+    listener_name: str
+    host: str
+    port: int
+    security_protocol: str = "PLAINTEXT"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.listener_name,
+            "host": self.host,
+            "port": self.port,
+            "security_protocol": self.security_protocol,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ListenerEndpoint:
+        return cls(
+            listener_name=str(data["name"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            security_protocol=str(data.get("security_protocol", "PLAINTEXT")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerRegistration:
     """A live broker: where clients and followers reach it, and whether it is leaving.
 
     ``incarnation`` is a random id chosen at each process start, so a restarted broker is told
     apart from the one whose lease it replaces. ``shutting_down`` asks the controller to move
     leadership away (controlled shutdown) before the broker exits.
+
+    ``endpoints`` lists every advertised listener, so that a broker answers a client with the
+    peer's endpoint on the client's own listener and connects to peers on the inter-broker
+    listener. ``host``/``port`` stay the client listener's endpoint: registrations written
+    before ``endpoints`` existed (JSON without the key) read as that one listener.
     """
 
     node_id: int
@@ -35,19 +67,30 @@ class BrokerRegistration:
     rack: str | None = None
     incarnation: str = ""
     shutting_down: bool = False
+    endpoints: tuple[ListenerEndpoint, ...] = ()
+
+    def endpoint(self, listener_name: str | None) -> tuple[str, int] | None:
+        """(host, port) on ``listener_name``; None when the broker has no such listener.
+        A registration without endpoints (older brokers) answers ``host:port`` for any."""
+        if not self.endpoints or listener_name is None:
+            return self.host, self.port
+        for endpoint in self.endpoints:
+            if endpoint.listener_name == listener_name:
+                return endpoint.host, endpoint.port
+        return None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "node_id": self.node_id,
-                "host": self.host,
-                "port": self.port,
-                "rack": self.rack,
-                "incarnation": self.incarnation,
-                "shutting_down": self.shutting_down,
-            },
-            sort_keys=True,
-        )
+        data: dict[str, Any] = {
+            "node_id": self.node_id,
+            "host": self.host,
+            "port": self.port,
+            "rack": self.rack,
+            "incarnation": self.incarnation,
+            "shutting_down": self.shutting_down,
+        }
+        if self.endpoints:
+            data["endpoints"] = [endpoint.to_dict() for endpoint in self.endpoints]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> BrokerRegistration:
@@ -59,6 +102,7 @@ class BrokerRegistration:
             rack=data.get("rack"),
             incarnation=str(data.get("incarnation", "")),
             shutting_down=bool(data.get("shutting_down", False)),
+            endpoints=tuple(ListenerEndpoint.from_dict(e) for e in data.get("endpoints") or ()),
         )
 
 

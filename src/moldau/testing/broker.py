@@ -67,6 +67,14 @@ class BrokerProcess(ChildProcess):
     default 9644; ``http_url`` says where it is. ``env`` is merged into the child's
     environment at every ``start()``; it is a plain mutable dict so that a test can set a hook
     (``MOLDAU_TEST_CLEANER_HOOK``) for one run and drop it before the restart.
+
+    Named listeners: ``listeners={"PLAINTEXT": "PLAINTEXT", "SSL": "SSL"}`` (listener name →
+    security protocol, in order) binds one listener per entry, each on a free port of its own,
+    by writing ``listeners`` and ``listener.security.protocol.map``; the first entry is the
+    client listener on ``port``. ``bootstrap_for(name)`` is a listener's ``host:port``;
+    ``bootstrap`` stays the first one's. TLS files and SASL users go in ``config`` as usual
+    (``moldau.testing.tls`` writes the files). ``start()`` waits until every listener accepts
+    connections.
     """
 
     def __init__(
@@ -79,6 +87,7 @@ class BrokerProcess(ChildProcess):
         node_id: int = 1,
         extra_args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
+        listeners: Mapping[str, str] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -88,6 +97,10 @@ class BrokerProcess(ChildProcess):
         self.host = host
         self.port = port or free_port(host)
         self.config: dict[str, str] = dict(config or {})
+        self.listener_ports: dict[str, int] = {}
+        """Port of each named listener (empty without ``listeners``)."""
+        if listeners:
+            self._name_listeners(listeners)
         if "metrics.listen" not in self.config:
             self.config["metrics.listen"] = f"127.0.0.1:{free_port('127.0.0.1')}"
         self.env: dict[str, str] = dict(env or {})
@@ -96,9 +109,32 @@ class BrokerProcess(ChildProcess):
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
 
+    def _name_listeners(self, listeners: Mapping[str, str]) -> None:
+        for index, name in enumerate(listeners):
+            upper = name.upper()
+            self.listener_ports[upper] = self.port if index == 0 else free_port(self.host)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.config["listeners"] = ",".join(
+            f"{name}://{host}:{port}" for name, port in self.listener_ports.items()
+        )
+        self.config["listener.security.protocol.map"] = ",".join(
+            f"{name.upper()}:{protocol.upper()}" for name, protocol in listeners.items()
+        )
+
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def bootstrap_for(self, listener_name: str) -> str:
+        """``host:port`` of one named listener (see ``listeners``)."""
+        try:
+            port = self.listener_ports[listener_name.upper()]
+        except KeyError:
+            raise KeyError(
+                f"no listener {listener_name!r}; this broker has "
+                f"{', '.join(self.listener_ports) or 'only its default listener'}"
+            ) from None
+        return f"{self.host}:{port}"
 
     @property
     def http_address(self) -> tuple[str, int] | None:
@@ -158,7 +194,9 @@ class BrokerProcess(ChildProcess):
                 raise RuntimeError(
                     f"broker exited with {self.process.returncode}:\n{self.output()[-4000:]}"
                 )
-            if wait_for_port(self.host, self.port, 0.2):
+            if wait_for_port(self.host, self.port, 0.2) and all(
+                wait_for_port(self.host, port, 0.2) for port in self.listener_ports.values()
+            ):
                 return self
         self.kill()
         raise RuntimeError(f"broker did not listen within {timeout_s}s:\n{self.output()[-4000:]}")

@@ -50,7 +50,12 @@ class PartitionView:
 
 
 class LocalCluster:
-    """etcd plus brokers 1..n, each in its own directory under ``base_dir``."""
+    """etcd plus brokers 1..n, each in its own directory under ``base_dir``.
+
+    ``listeners`` (listener name → security protocol) gives every broker those named
+    listeners on free ports (see ``BrokerProcess``); the kit itself talks to the first one,
+    so list a PLAINTEXT listener first.
+    """
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class LocalCluster:
         config: Mapping[str, str] | None = None,
         racks: Sequence[str] | None = None,
         base_dir: Path | None = None,
+        listeners: Mapping[str, str] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if base_dir is None:
@@ -78,11 +84,16 @@ class LocalCluster:
                 node_id=node_id,
                 config=broker_config,
                 extra_args=("--metadata", self.etcd.metadata_url),
+                listeners=listeners,
             )
 
     @property
     def bootstrap(self) -> str:
         return ",".join(b.bootstrap for b in self.brokers.values())
+
+    def bootstrap_for(self, listener_name: str) -> str:
+        """Every broker's ``host:port`` on one named listener."""
+        return ",".join(b.bootstrap_for(listener_name) for b in self.brokers.values())
 
     def broker(self, node_id: int) -> BrokerProcess:
         return self.brokers[node_id]
@@ -223,7 +234,11 @@ class LocalCluster:
             self._tmp = None
 
     def __enter__(self) -> LocalCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # a broker that failed to start must not leave the others running
+            raise
 
     def __exit__(
         self,

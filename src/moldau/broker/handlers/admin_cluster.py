@@ -64,20 +64,22 @@ async def handle_describe_cluster(ctx: RequestContext, request: Any) -> Any:
     ``endpoint_type`` (brokers or controllers) gets the same answer either way; a Kafka broker
     would refuse the controller type, but a client asking it here can use what it gets."""
     broker = ctx.broker
+    listener = ctx.session.listener_name
     if broker.is_cluster:
         brokers = tuple(
             ctx.make(
                 "DescribeClusterBroker",
                 broker_id=b.node_id,
-                host=b.host,
-                port=b.port,
+                host=e[0],
+                port=e[1],
                 rack=b.rack,
                 is_fenced=False,
             )
             for b in sorted(broker.metadata.image.brokers.values(), key=lambda b: b.node_id)
+            if (e := b.endpoint(listener)) is not None
         )
     else:
-        host, port = broker.advertised
+        host, port = broker.advertised_for(listener) or broker.advertised
         brokers = (
             ctx.make(
                 "DescribeClusterBroker",

@@ -107,7 +107,7 @@ def _coordinator_for(
     state = broker.metadata.image.partition(topic, partition)
     if state is None or not state.has_leader:
         return ErrorCode.coordinator_not_available, -1, "", -1
-    endpoint = broker.broker_endpoint(state.leader)
+    endpoint = broker.broker_endpoint(state.leader, ctx.session.listener_name)
     if endpoint is None:
         return ErrorCode.coordinator_not_available, -1, "", -1
     host, port = endpoint

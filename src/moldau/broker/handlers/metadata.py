@@ -33,9 +33,13 @@ from moldau.protocol.api import ApiKey
 
 
 def _broker_entries(ctx: RequestContext) -> tuple[Any, ...]:
+    """Every broker at its endpoint on the listener the request came in on (Kafka's rule:
+    a client that bootstrapped over SSL is sent SSL endpoints); brokers without that
+    listener are left out, as Kafka does."""
     broker = ctx.broker
+    listener = ctx.session.listener_name
     if not broker.is_cluster:
-        host, port = broker.advertised
+        host, port = broker.advertised_for(listener) or broker.advertised
         return (
             ctx.make(
                 "MetadataResponseBroker",
@@ -46,8 +50,9 @@ def _broker_entries(ctx: RequestContext) -> tuple[Any, ...]:
             ),
         )
     return tuple(
-        ctx.make("MetadataResponseBroker", node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+        ctx.make("MetadataResponseBroker", node_id=b.node_id, host=e[0], port=e[1], rack=b.rack)
         for b in sorted(broker.metadata.image.brokers.values(), key=lambda b: b.node_id)
+        if (e := b.endpoint(listener)) is not None
     )
 
 
