@@ -13,6 +13,7 @@ run keeps them short so the suite stays within its time budget.
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kio.schema.alter_partition_reassignments.v0.request as reassign_request
 import pytest
@@ -457,6 +459,37 @@ def test_reassignment_while_producing_loses_nothing(tmp_path: Path) -> None:
 # -- 8. consumer group and transactions across a leader kill ------------------------------
 
 
+PROCESSOR_SILENCE_S = 45.0
+"""A processor that prints nothing for this long is treated as stuck and restarted."""
+
+
+class OutputLines:
+    """A child's stdout lines through a reader thread, so the test can wait with a timeout
+    (a blocking ``readline`` cannot honour the test's own deadline)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+        stream.close()
+
+    def get_line(self, timeout_s: float) -> str:
+        """The next line; "" at end of output or after ``timeout_s`` of silence."""
+        try:
+            return self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return ""
+
+
+def output_lines(process: subprocess.Popen[str]) -> OutputLines:
+    assert process.stdout is not None
+    return OutputLines(process.stdout)
+
+
 def run_processor(cluster: LocalCluster, tid: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -492,22 +525,24 @@ def test_exactly_once_processing_survives_a_leader_kill(cluster: LocalCluster) -
         producer.produce("eos-in", b"in-%04d" % i, key=b"k%d" % i)
     assert producer.flush(30) == 0
     processor = run_processor(cluster, "eos-tid")
-    assert processor.stdout is not None
+    lines = output_lines(processor)
     killed = False
     outcome = ""
     restarts = 0
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
-        line = processor.stdout.readline()
+        line = lines.get_line(PROCESSOR_SILENCE_S)
         if not line:
-            # The processor stopped (a commit failed across the failover): a restarted one
-            # fences it and resumes from the committed offsets, as a real deployment would.
+            # The processor stopped (a commit failed across the failover), or went silent
+            # (a transaction stalled: see the issue 6 closing note): a restarted one fences
+            # it and resumes from the committed offsets, as a real deployment would.
+            if processor.poll() is None:
+                processor.kill()
             processor.wait(30)
-            processor.stdout.close()
             restarts += 1
             assert restarts <= 3, "the processor keeps failing"
             processor = run_processor(cluster, "eos-tid")
-            assert processor.stdout is not None
+            lines = output_lines(processor)
             continue
         if line.startswith("committed 3") and not killed:
             killed = True
@@ -519,7 +554,6 @@ def test_exactly_once_processing_survives_a_leader_kill(cluster: LocalCluster) -
             outcome = "done"
             break
     processor.wait(30)
-    processor.stdout.close()
     assert killed and outcome == "done"
     consumer = Consumer(
         {
