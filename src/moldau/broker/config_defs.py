@@ -431,6 +431,15 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
     _k("connection.failed.authentication.delay.ms", "int", 100,
        "How long a failed SASL login waits before its connection is closed (slows "
        "brute-force attempts).", minimum=0),
+    # -- authorization
+    _k("authorizer.class.name", "string", "",
+       "Empty: no authorization (every request allowed). 'acl', or Kafka's "
+       "org.apache.kafka.metadata.authorizer.StandardAuthorizer / "
+       "kafka.security.authorizer.AclAuthorizer: check every request against the ACLs."),
+    _k("super.users", "string", "",
+       "Semicolon-separated principals (User:admin;User:broker) allowed everything."),
+    _k("allow.everyone.if.no.acl.found", "boolean", False,
+       "Allow a request on a resource that no ACL matches at all."),
     # -- accepted so that stock Kafka configs load, but not acted on
     _ignored("process.roles", "list", "", "KRaft roles of this node.",
              allowed=("broker", "controller")),

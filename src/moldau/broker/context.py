@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from moldau.broker.auth.session import Session
+from moldau.protocol.acl import CLUSTER_RESOURCE_NAME, AclOperation, ResourceType
 from moldau.protocol.api import ApiSchema
 from moldau.protocol.framing import RequestHeader
 from moldau.protocol.messages import make
@@ -38,6 +39,20 @@ class RequestContext:
     """The whole request frame; Produce hands slices of it to the log without copying."""
     session: Session
     """The connection's security state (listener, principal); shared, not a copy."""
+
+    def authorize(self, operation: AclOperation, resource_type: ResourceType, name: str) -> bool:
+        """May this connection's principal do ``operation`` on the resource? Always True
+        when no authorizer is configured."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return True
+        session = self.session
+        return authorizer.authorize(
+            session.principal, session.client_host, operation, resource_type, name
+        )
+
+    def authorize_cluster(self, operation: AclOperation) -> bool:
+        return self.authorize(operation, ResourceType.CLUSTER, CLUSTER_RESOURCE_NAME)
 
     @property
     def version(self) -> int:

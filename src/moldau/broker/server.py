@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from kio.schema.errors import ErrorCode
 
+from moldau.broker.auth.authorizer import ACL_AUTHORIZER_NAMES, AclAuthorizer, parse_super_users
 from moldau.broker.config import BrokerConfig
 from moldau.broker.errors import ApiError
 from moldau.broker.handlers import load_all
@@ -120,6 +121,7 @@ class Broker:
         else:
             self.local_metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
             self.security_store = LocalSecurityStore(self.data_dir)
+        self.authorizer = self._make_authorizer()
         self.default_log_config = config.default_log_config()
         self.logs = LogManager(self.data_dir, self.default_log_config)
         self.cleaner = LogCleanerManager(
@@ -165,6 +167,28 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._creating_internal: set[str] = set()
+
+    def _make_authorizer(self) -> AclAuthorizer | None:
+        """The ACL authorizer when ``authorizer.class.name`` asks for one, following the
+        security store's ACLs; None (everything allowed) otherwise."""
+        name = str(self.config.get("authorizer.class.name") or "").strip()
+        if not name:
+            return None
+        if name not in ACL_AUTHORIZER_NAMES:
+            raise ConfigError(
+                f"Invalid value {name} for configuration authorizer.class.name: moldau's "
+                "authorizer is 'acl' (Kafka's StandardAuthorizer class name is accepted too)"
+            )
+        try:
+            super_users = parse_super_users(self.config.get("super.users"))
+        except ValueError as exc:
+            raise ConfigError(f"Invalid value for configuration super.users: {exc}") from None
+        authorizer = AclAuthorizer(
+            super_users, allow_if_no_acl=bool(self.config.get("allow.everyone.if.no.acl.found"))
+        )
+        authorizer.update(self.security_store.image)
+        self.security_store.subscribe(authorizer.update)
+        return authorizer
 
     def _make_cluster_store(self) -> ClusterMetadataStore:
         from moldau.cluster.etcd_store import ClusterMetadataStore

@@ -98,8 +98,28 @@ def librdkafka_config(java_properties: Mapping[str, str]) -> dict[str, str]:
     for key, value in java_properties.items():
         if key in _JAVA_ONLY:
             continue
+        if key == "sasl.jaas.config":
+            config.update(_jaas_credentials(value))
+            continue
         config[_RENAMED.get(key, key)] = value
     return config
+
+
+def _jaas_credentials(text: str) -> dict[str, str]:
+    """Java clients put SASL credentials in ``sasl.jaas.config`` (PlainLoginModule /
+    ScramLoginModule ``username=... password=...``); librdkafka wants ``sasl.username`` and
+    ``sasl.password``. The error never quotes the text: it holds a password."""
+    from moldau.broker.auth.plain import JaasConfigError, parse_jaas_config
+
+    try:
+        entries = parse_jaas_config(text)
+    except JaasConfigError as exc:
+        raise CliError(f"invalid sasl.jaas.config: {exc}", 2) from None
+    for entry in entries:
+        options = entry.options
+        if "username" in options and "password" in options:
+            return {"sasl.username": options["username"], "sasl.password": options["password"]}
+    raise CliError("sasl.jaas.config has no username and password options", 2)
 
 
 def run_tool(

@@ -22,6 +22,7 @@ import typer
 from confluent_kafka import KafkaException
 
 from moldau import __version__
+from moldau.cli import acl as acl_cli
 from moldau.cli import cluster, group, partitions, topic, txn
 from moldau.cli import user as user_cli
 from moldau.cli.broker import broker
@@ -47,6 +48,7 @@ app.add_typer(partitions.app, name="partitions")
 app.add_typer(group.app, name="group")
 app.add_typer(txn.app, name="txn")
 app.add_typer(user_cli.app, name="user")
+app.add_typer(acl_cli.app, name="acl")
 app.command("producers")(txn.producers)
 
 

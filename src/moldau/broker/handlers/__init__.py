@@ -30,6 +30,7 @@ def handles(*api_keys: int) -> Callable[[Handler], Handler]:
 def load_all() -> None:
     """Import every handler module so that their ``@handles`` registrations run."""
     from moldau.broker.handlers import (  # noqa: F401
+        acls,
         admin,
         api_versions,
         consumer_group,

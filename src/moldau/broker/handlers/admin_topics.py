@@ -26,6 +26,7 @@ from moldau.broker.context import RequestContext
 from moldau.broker.errors import ApiError
 from moldau.broker.handlers import handles
 from moldau.broker.server import MAX_PARTITIONS_PER_TOPIC
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 
 if TYPE_CHECKING:
@@ -175,6 +176,11 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                 results.append(_create_result(ctx, name, error))
             continue
         try:
+            if not (
+                ctx.authorize_cluster(AclOperation.CREATE)
+                or ctx.authorize(AclOperation.CREATE, ResourceType.TOPIC, name)
+            ):
+                raise ApiError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             plan = _plan_new_topic(broker, topic)
             topic_id = ZERO_UUID
             if not request.validate_only:
@@ -278,6 +284,8 @@ async def handle_delete_topics(ctx: RequestContext, request: Any) -> Any:
             continue
         try:
             topic = _resolve_deletion(broker, name, topic_id)
+            if not ctx.authorize(AclOperation.DELETE, ResourceType.TOPIC, topic.name):
+                raise ApiError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             if topic.is_internal:
                 # Kafka's own tooling refuses this too (TopicCommand): the coordinators keep
                 # their state in these topics and would silently lose it.
@@ -366,6 +374,8 @@ async def handle_create_partitions(ctx: RequestContext, request: Any) -> Any:
                 result(name, ApiError(ErrorCode.invalid_request, "Duplicate topic name."))
             continue
         try:
+            if not ctx.authorize(AclOperation.ALTER, ResourceType.TOPIC, name):
+                raise ApiError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             _check_new_partitions(broker, request_topic)
             if not request.validate_only:
                 await broker.add_partitions(name, int(request_topic.count))

@@ -34,6 +34,7 @@ from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
 from moldau.cluster.replica_manager import PartitionError
 from moldau.log import OffsetOutOfRangeError
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make, millis
 
@@ -56,9 +57,18 @@ def _read_all(ctx: RequestContext, request: Any, *, first: bool) -> tuple[Any, i
     total = 0
     first_data = True
     topics: list[Any] = []
+    # Followers need CLUSTER_ACTION on the cluster; consumers READ on each topic.
+    cluster_denied = follower and not ctx.authorize_cluster(AclOperation.CLUSTER_ACTION)
     for fetch_topic in request.topics:
         name = fetch_topic.topic
         partitions: list[Any] = []
+        denied = (
+            ErrorCode.cluster_authorization_failed
+            if cluster_denied
+            else None
+            if follower or ctx.authorize(AclOperation.READ, ResourceType.TOPIC, name)
+            else ErrorCode.topic_authorization_failed
+        )
         for fp in fetch_topic.partitions:
             index = fp.partition
             fields: dict[str, Any] = {
@@ -71,6 +81,9 @@ def _read_all(ctx: RequestContext, request: Any, *, first: bool) -> tuple[Any, i
                 "records": b"",
             }
             partitions.append(fields)
+            if denied is not None:
+                fields["error_code"] = denied
+                continue
             try:
                 partition = replicas.leader_partition(
                     name, index, int(getattr(fp, "current_leader_epoch", -1))

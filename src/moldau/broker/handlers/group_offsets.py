@@ -32,6 +32,7 @@ from moldau.coordinator.group.messages import (
 )
 from moldau.coordinator.group.offsets import CommitAnswer
 from moldau.coordinator.group.runtime import CoordinatorWriteError
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 
 if TYPE_CHECKING:
@@ -104,11 +105,47 @@ def _group_by_topic(
 # -- OffsetCommit ----------------------------------------------------------------------------
 
 
+def authorized_commit_topics(
+    ctx: RequestContext, group_id: str, topics: Any, transactional_id: str | None = None
+) -> tuple[list[Any], list[tuple[Any, ErrorCode]]]:
+    """Split a commit's topics into those it may commit and (topic, error) refusals.
+
+    Kafka's order: WRITE on the transactional id (TxnOffsetCommit), READ on the group, then
+    READ on each topic; a refusal higher up refuses every partition."""
+    everything: ErrorCode | None = None
+    if transactional_id is not None and not ctx.authorize(
+        AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id
+    ):
+        everything = ErrorCode.transactional_id_authorization_failed
+    elif not ctx.authorize(AclOperation.READ, ResourceType.GROUP, group_id):
+        everything = ErrorCode.group_authorization_failed
+    allowed: list[Any] = []
+    denied: list[tuple[Any, ErrorCode]] = []
+    for topic in topics:
+        if everything is not None:
+            denied.append((topic, everything))
+        elif ctx.authorize(AclOperation.READ, ResourceType.TOPIC, topic.name):
+            allowed.append(topic)
+        else:
+            denied.append((topic, ErrorCode.topic_authorization_failed))
+    return allowed, denied
+
+
+def add_denied(
+    by_topic: dict[str, list[tuple[int, ErrorCode]]], denied: list[tuple[Any, ErrorCode]]
+) -> None:
+    for topic, error in denied:
+        by_topic.setdefault(topic.name, []).extend(
+            (int(p.partition_index), error) for p in topic.partitions
+        )
+
+
 @handles(ApiKey.OFFSET_COMMIT)
 async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     broker.ensure_offsets_topic()
-    plan = plan_commit(broker, request.topics)
+    allowed, denied = authorized_commit_topics(ctx, request.group_id, request.topics)
+    plan = plan_commit(broker, allowed)
     answer: Awaitable[CommitAnswer] | None = None
     if plan.offsets:
         commit = OffsetCommitRequest(
@@ -122,6 +159,7 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
 
     async def respond() -> Any:
         by_topic = await commit_answers(plan, answer)
+        add_denied(by_topic, denied)
         topics = tuple(
             ctx.make(
                 "OffsetCommitResponseTopic",
@@ -147,11 +185,33 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
 async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
     runtime = ctx.broker.group_coordinator
     require_stable = bool(getattr(request, "require_stable", False))
+
+    def fetch(group_id: str, wanted: list[TopicPartition] | None) -> OffsetFetchResult:
+        """Committed offsets the principal may see: DESCRIBE on the group, and only the
+        topics it may DESCRIBE (named ones it may not are TOPIC_AUTHORIZATION_FAILED)."""
+        if not ctx.authorize(AclOperation.DESCRIBE, ResourceType.GROUP, group_id):
+            return OffsetFetchResult(ErrorCode.group_authorization_failed, ())
+        result = runtime.fetch_offsets(group_id, wanted, require_stable=require_stable)
+        if ctx.broker.authorizer is None:
+            return result
+        visible = {
+            f.topic: ctx.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, f.topic)
+            for f in result.partitions
+        }
+        partitions = tuple(
+            f
+            if visible[f.topic]
+            else FetchedOffset(f.topic, f.partition, error=ErrorCode.topic_authorization_failed)
+            for f in result.partitions
+            if visible[f.topic] or wanted is not None
+        )
+        return OffsetFetchResult(result.error, partitions)
+
     if ctx.version >= 8:
         groups = []
         for group in request.groups:
             wanted = _wanted(group.topics)
-            result = runtime.fetch_offsets(group.group_id, wanted, require_stable=require_stable)
+            result = fetch(group.group_id, wanted)
             groups.append(
                 ctx.make(
                     "OffsetFetchResponseGroup",
@@ -162,7 +222,7 @@ async def handle_offset_fetch(ctx: RequestContext, request: Any) -> Any:
             )
         return ctx.response(throttle_time=0, groups=tuple(groups))
     wanted = _wanted(request.topics)
-    result = runtime.fetch_offsets(request.group_id, wanted, require_stable=require_stable)
+    result = fetch(request.group_id, wanted)
     if result.error is not ErrorCode.none and ctx.version < 2 and wanted is not None:
         # v1 has no request-level error: every partition carries it.
         result = OffsetFetchResult(

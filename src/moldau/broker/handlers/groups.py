@@ -42,6 +42,7 @@ from moldau.coordinator.group.messages import (
 )
 from moldau.coordinator.group.runtime import CoordinatorWriteError
 from moldau.coordinator.txn import TRANSACTION_STATE_TOPIC
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import millis
 
@@ -96,6 +97,14 @@ def _coordinator_for(
 ) -> tuple[ErrorCode, int, str, int]:
     """The leader of the key's internal partition is its coordinator (Kafka's rule)."""
     broker = ctx.broker
+    if key_type == GROUP_KEY_TYPE and not ctx.authorize(
+        AclOperation.DESCRIBE, ResourceType.GROUP, key
+    ):
+        return ErrorCode.group_authorization_failed, -1, "", -1
+    if key_type == TRANSACTION_KEY_TYPE and not ctx.authorize(
+        AclOperation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key
+    ):
+        return ErrorCode.transactional_id_authorization_failed, -1, "", -1
     if key_type == GROUP_KEY_TYPE:
         broker.ensure_offsets_topic()
         topic, partition = GROUP_METADATA_TOPIC, broker.group_coordinator.partition_for(key)
@@ -117,8 +126,25 @@ def _coordinator_for(
 # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup -----------------------------------------
 
 
+def _may_join(ctx: RequestContext, group_id: str) -> bool:
+    """Membership APIs need READ on the group (GROUP_AUTHORIZATION_FAILED otherwise)."""
+    return ctx.authorize(AclOperation.READ, ResourceType.GROUP, group_id)
+
+
 @handles(ApiKey.JOIN_GROUP)
 async def handle_join_group(ctx: RequestContext, request: Any) -> Any:
+    if not _may_join(ctx, request.group_id):
+        return ctx.response(
+            throttle_time=0,
+            error_code=ErrorCode.group_authorization_failed,
+            generation_id=-1,
+            protocol_type=None,
+            protocol_name=None if ctx.version >= 7 else "",
+            leader="",
+            skip_assignment=False,
+            member_id=request.member_id,
+            members=(),
+        )
     ctx.broker.ensure_offsets_topic()
     session_timeout_ms = millis(request.session_timeout)
     join = JoinGroupRequest(
@@ -170,6 +196,14 @@ async def _join_response(ctx: RequestContext, answer: Awaitable[JoinGroupResult]
 
 @handles(ApiKey.SYNC_GROUP)
 async def handle_sync_group(ctx: RequestContext, request: Any) -> Any:
+    if not _may_join(ctx, request.group_id):
+        return ctx.response(
+            throttle_time=0,
+            error_code=ErrorCode.group_authorization_failed,
+            protocol_type=None,
+            protocol_name=None,
+            assignment=b"",
+        )
     sync = SyncGroupRequest(
         group_id=request.group_id,
         generation_id=request.generation_id,
@@ -196,6 +230,8 @@ async def _sync_response(ctx: RequestContext, answer: Awaitable[SyncGroupResult]
 
 @handles(ApiKey.HEARTBEAT)
 async def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
+    if not _may_join(ctx, request.group_id):
+        return ctx.response(throttle_time=0, error_code=ErrorCode.group_authorization_failed)
     heartbeat = HeartbeatRequest(
         group_id=request.group_id,
         generation_id=request.generation_id,
@@ -208,6 +244,10 @@ async def handle_heartbeat(ctx: RequestContext, request: Any) -> Any:
 
 @handles(ApiKey.LEAVE_GROUP)
 async def handle_leave_group(ctx: RequestContext, request: Any) -> Any:
+    if not _may_join(ctx, request.group_id):
+        return ctx.response(
+            throttle_time=0, error_code=ErrorCode.group_authorization_failed, members=()
+        )
     if ctx.version >= 3:
         leaving = tuple(
             LeavingMember(

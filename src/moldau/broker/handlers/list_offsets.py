@@ -20,6 +20,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
 from moldau.cluster.replica_manager import PartitionError
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
 
@@ -39,6 +40,7 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     topics: list[Any] = []
     for req_topic in request.topics:
         partitions: list[Any] = []
+        allowed = ctx.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, req_topic.name)
         for req_part in req_topic.partitions:
             index = req_part.partition_index
             fields: dict[str, Any] = {
@@ -48,6 +50,10 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
                 "offset": -1,
                 "leader_epoch": -1,
             }
+            if not allowed:
+                fields["error_code"] = ErrorCode.topic_authorization_failed
+                partitions.append(make(m.ListOffsetsPartitionResponse, **fields))
+                continue
             try:
                 partition = broker.replicas.local_partition(
                     req_topic.name,

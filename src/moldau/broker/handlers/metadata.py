@@ -29,6 +29,7 @@ from moldau.cluster.metadata import (
     TopicImage,
     validate_topic_name,
 )
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 
 
@@ -83,6 +84,17 @@ def _topic_entry(ctx: RequestContext, topic: TopicImage) -> Any:
     )
 
 
+def _may_describe(ctx: RequestContext, topic: str) -> bool:
+    return ctx.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, topic)
+
+
+def _may_create(ctx: RequestContext, topic: str) -> bool:
+    """Auto-creation needs CREATE on the cluster or on the topic (Kafka's rule)."""
+    return ctx.authorize_cluster(AclOperation.CREATE) or ctx.authorize(
+        AclOperation.CREATE, ResourceType.TOPIC, topic
+    )
+
+
 def _error_entry(ctx: RequestContext, name: str | None, code: ErrorCode) -> Any:
     return ctx.make(
         "MetadataResponseTopic",
@@ -103,8 +115,11 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     allow_auto_create = getattr(request, "allow_auto_topic_creation", True)
     entries: list[Any] = []
     if wants_all:
+        # Topics the principal may not describe are left out, as Kafka does.
         entries = [
-            _topic_entry(ctx, t) for t in sorted(image.topics.values(), key=lambda t: t.name)
+            _topic_entry(ctx, t)
+            for t in sorted(image.topics.values(), key=lambda t: t.name)
+            if _may_describe(ctx, t.name)
         ]
     else:
         for requested in request.topics:
@@ -112,10 +127,13 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
             if name is None:
                 topic_id = getattr(requested, "topic_id", None)
                 found = image.topic_by_id(topic_id) if topic_id is not None else None
-                if found is None:
+                if found is None or not _may_describe(ctx, found.name):
                     entries.append(_error_entry(ctx, None, ErrorCode.unknown_topic_id))
                 else:
                     entries.append(_topic_entry(ctx, found))
+                continue
+            if not _may_describe(ctx, name):
+                entries.append(_error_entry(ctx, name, ErrorCode.topic_authorization_failed))
                 continue
             topic = image.topic(name)
             if topic is None:
@@ -125,6 +143,11 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                     entries.append(_error_entry(ctx, name, ErrorCode.invalid_topic_exception))
                     continue
                 if allow_auto_create and broker.config.auto_create_topics_enable:
+                    if not _may_create(ctx, name):
+                        entries.append(
+                            _error_entry(ctx, name, ErrorCode.topic_authorization_failed)
+                        )
+                        continue
                     try:
                         topic = await broker.create_topic(name)
                     except ApiError as exc:

@@ -24,6 +24,7 @@ from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
 from moldau.cluster.replica_manager import PartitionError
 from moldau.log import LogAppendError
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import make
 
@@ -39,9 +40,20 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     replication_waits: list[tuple[dict[str, Any], Any]] = []
     replicas = broker.replicas
     timeout_ms = int(request.timeout_ms)
+    transactional_id = getattr(request, "transactional_id", None)
+    txn_denied = transactional_id is not None and not ctx.authorize(
+        AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id
+    )
     for topic_data in request.topic_data:
         name = topic_data.name
         results: list[dict[str, Any]] = []
+        denied = (
+            ErrorCode.transactional_id_authorization_failed
+            if txn_denied
+            else None
+            if ctx.authorize(AclOperation.WRITE, ResourceType.TOPIC, name)
+            else ErrorCode.topic_authorization_failed
+        )
         for partition_data in topic_data.partition_data:
             index = partition_data.index
             result: dict[str, Any] = {
@@ -53,6 +65,9 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                 "error_message": None,
             }
             results.append(result)
+            if denied is not None:
+                result["error_code"] = denied
+                continue
             if acks not in (0, 1, -1):
                 result["error_code"] = ErrorCode.invalid_required_acks
                 continue

@@ -12,6 +12,7 @@ from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
 from moldau.broker.handlers.txn import fenced_for_version
 from moldau.broker.producer_ids import ProducerIdsUnavailableError
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 from moldau.protocol.messages import millis
 
@@ -23,6 +24,12 @@ INVALID_PRODUCER_EPOCH."""
 @handles(ApiKey.INIT_PRODUCER_ID)
 async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
     transactional_id = request.transactional_id
+    if transactional_id is not None and not ctx.authorize(
+        AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id
+    ):
+        return _answer(ctx, ErrorCode.transactional_id_authorization_failed)
+    if transactional_id is None and not _may_write_idempotently(ctx):
+        return _answer(ctx, ErrorCode.cluster_authorization_failed)
     if transactional_id is None:
         try:
             producer_id = ctx.broker.producer_ids.next_id()
@@ -58,6 +65,17 @@ async def handle_init_producer_id(ctx: RequestContext, request: Any) -> Any:
         )
 
     return Deferred(answer())
+
+
+def _may_write_idempotently(ctx: RequestContext) -> bool:
+    """Kafka 3's rule: IDEMPOTENT_WRITE on the cluster, or WRITE on at least one topic."""
+    authorizer = ctx.broker.authorizer
+    if authorizer is None or ctx.authorize_cluster(AclOperation.IDEMPOTENT_WRITE):
+        return True
+    session = ctx.session
+    return authorizer.allows_any(
+        session.principal, session.client_host, AclOperation.WRITE, ResourceType.TOPIC
+    )
 
 
 def _answer(ctx: RequestContext, error: ErrorCode) -> Any:

@@ -13,8 +13,7 @@ credentials. Validation follows Kafka (``ScramControlManager`` and the request h
   mechanism is UNSUPPORTED_SASL_MECHANISM; deleting a credential that does not exist is
   RESOURCE_NOT_FOUND. The users that pass are written in one store change.
 
-Authorization (DESCRIBE / ALTER on the CLUSTER resource, Kafka's rule for these APIs) is the
-authorizer's to add: see the ``authorize`` comments below.
+Authorization: DESCRIBE (Describe) and ALTER (Alter) on the CLUSTER resource, as in Kafka.
 """
 
 from __future__ import annotations
@@ -34,12 +33,19 @@ from moldau.broker.auth.scram import (
 from moldau.broker.context import RequestContext
 from moldau.broker.handlers import handles
 from moldau.cluster.security_state import ScramCredential
+from moldau.protocol.acl import AclOperation
 from moldau.protocol.api import ApiKey
 
 
 @handles(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS)
 async def handle_describe_user_scram_credentials(ctx: RequestContext, request: Any) -> Any:
-    # authorize: DESCRIBE on CLUSTER (helper A) — CLUSTER_AUTHORIZATION_FAILED at the top level.
+    if not ctx.authorize_cluster(AclOperation.DESCRIBE):
+        return ctx.response(
+            throttle_time=0,
+            error_code=ErrorCode.cluster_authorization_failed,
+            error_message="Cluster authorization failed.",
+            results=(),
+        )
     scram = ctx.broker.security_store.image.scram
     requested = [u.name for u in request.users] if request.users else None
     results = []
@@ -106,10 +112,12 @@ def _describe_error(ctx: RequestContext, name: str, code: ErrorCode, message: st
 
 @handles(ApiKey.ALTER_USER_SCRAM_CREDENTIALS)
 async def handle_alter_user_scram_credentials(ctx: RequestContext, request: Any) -> Any:
-    # authorize: ALTER on CLUSTER (helper A) — every result CLUSTER_AUTHORIZATION_FAILED.
     image = ctx.broker.security_store.image
     counts = Counter([d.name for d in request.deletions] + [u.name for u in request.upsertions])
     errors: dict[str, tuple[ErrorCode, str]] = {}
+    if not ctx.authorize_cluster(AclOperation.ALTER):
+        for name in counts:
+            errors[name] = (ErrorCode.cluster_authorization_failed, "Cluster authorization failed.")
     order = list(dict.fromkeys(counts))
 
     def refuse(user: str, code: ErrorCode, message: str) -> None:

@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
 from moldau.coordinator.group import GROUP_METADATA_TOPIC
+from moldau.protocol.acl import AclOperation, ResourceType
 from moldau.protocol.api import ApiKey
 
 ADD_PARTITIONS_FENCED_SINCE = 2
@@ -33,6 +34,8 @@ def fenced_for_version(error: ErrorCode, version: int, fenced_since: int) -> Err
 def _coordinator_error(ctx: RequestContext, transactional_id: str) -> ErrorCode | None:
     if not transactional_id:
         return ErrorCode.invalid_request
+    if not ctx.authorize(AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return ErrorCode.transactional_id_authorization_failed
     ctx.broker.ensure_transaction_state_topic()
     return ctx.broker.txn_coordinator.status_error(transactional_id)
 
@@ -50,6 +53,21 @@ async def handle_add_partitions_to_txn(ctx: RequestContext, request: Any) -> Any
     error = _coordinator_error(ctx, transactional_id)
     if error is not None:
         return _partition_results(ctx, {tp: error for tp in wanted})
+    denied = {
+        (topic, partition)
+        for topic, partition in wanted
+        if not ctx.authorize(AclOperation.WRITE, ResourceType.TOPIC, topic)
+    }
+    if denied:
+        return _partition_results(
+            ctx,
+            {
+                tp: ErrorCode.topic_authorization_failed
+                if tp in denied
+                else ErrorCode.operation_not_attempted
+                for tp in wanted
+            },
+        )
     image = ctx.broker.metadata.image
     missing = {
         (topic, partition)
@@ -103,6 +121,8 @@ async def handle_add_offsets_to_txn(ctx: RequestContext, request: Any) -> Any:
         return ctx.response(throttle_time=0, error_code=error)
     if not request.group_id:
         return ctx.response(throttle_time=0, error_code=ErrorCode.invalid_group_id)
+    if not ctx.authorize(AclOperation.READ, ResourceType.GROUP, request.group_id):
+        return ctx.response(throttle_time=0, error_code=ErrorCode.group_authorization_failed)
     broker = ctx.broker
     broker.ensure_offsets_topic()
     offsets_partition = broker.group_coordinator.partition_for(request.group_id)

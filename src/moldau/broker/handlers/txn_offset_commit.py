@@ -22,7 +22,12 @@ from typing import Any
 
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import handles
-from moldau.broker.handlers.group_offsets import commit_answers, plan_commit
+from moldau.broker.handlers.group_offsets import (
+    add_denied,
+    authorized_commit_topics,
+    commit_answers,
+    plan_commit,
+)
 from moldau.broker.handlers.txn import fenced_for_version
 from moldau.coordinator.group.messages import TxnOffsetCommitRequest
 from moldau.coordinator.group.offsets import CommitAnswer
@@ -36,7 +41,10 @@ PRODUCER_FENCED_SINCE = 3
 async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     broker.ensure_offsets_topic()
-    plan = plan_commit(broker, request.topics)
+    allowed, denied = authorized_commit_topics(
+        ctx, request.group_id, request.topics, request.transactional_id
+    )
+    plan = plan_commit(broker, allowed)
     answer: Awaitable[CommitAnswer] | None = None
     if plan.offsets:
         commit = TxnOffsetCommitRequest(
@@ -53,6 +61,7 @@ async def handle_txn_offset_commit(ctx: RequestContext, request: Any) -> Any:
 
     async def respond() -> Any:
         by_topic = await commit_answers(plan, answer)
+        add_denied(by_topic, denied)
         topics = tuple(
             ctx.make(
                 "TxnOffsetCommitResponseTopic",
