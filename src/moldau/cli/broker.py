@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from moldau.cli.common import CliError, parse_key_value
+from moldau.cli.kafka_args import load_properties
 
 DEFAULT_LISTEN = "127.0.0.1:9092"
 DEFAULT_DATA_DIR = Path("./moldau-data")
@@ -20,11 +21,23 @@ DEFAULT_DATA_DIR = Path("./moldau-data")
 
 def broker(
     listen: Annotated[
-        str, typer.Option("--listen", help="Address to accept clients on, HOST:PORT.")
-    ] = DEFAULT_LISTEN,
+        str | None,
+        typer.Option(
+            "--listen",
+            help=f"Address to accept clients on, HOST:PORT [default: {DEFAULT_LISTEN}, "
+            "unless the config sets listeners].",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Directory for logs and metadata.")
-    ] = DEFAULT_DATA_DIR,
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help=f"Directory for logs and metadata [default: {DEFAULT_DATA_DIR}, unless the "
+            "config sets log.dirs].",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="server.properties file (Kafka's keys).", dir_okay=False),
@@ -50,6 +63,15 @@ def broker(
         parse_key_value(item, "--set value")  # a clear error before the broker starts
     if config is not None and not config.is_file():
         raise CliError(f"config file '{config}' does not exist", 2)
+    # The shorthands' defaults apply only where the config leaves the key unset: a
+    # server.properties with its own listeners/log.dirs must not be overridden silently.
+    configured = {parse_key_value(item, "--set value")[0] for item in overrides}
+    if config is not None:
+        configured |= set(load_properties(config))
+    if listen is None and "listeners" not in configured:
+        listen = DEFAULT_LISTEN
+    if data_dir is None and not configured & {"log.dirs", "log.dir"}:
+        data_dir = DEFAULT_DATA_DIR
     try:
         from moldau.broker.main import run
     except ImportError as exc:

@@ -140,9 +140,21 @@ def _socket_reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
+_security_settings: dict[str, str] = {}
+"""librdkafka settings from ``moldau --command-config FILE`` (security.protocol, sasl.*,
+ssl.*), set once per invocation by the root command and added to every client's config."""
+
+
+def set_security_settings(settings: Mapping[str, str]) -> None:
+    _security_settings.clear()
+    _security_settings.update(settings)
+
+
 def client_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """librdkafka settings every moldau tool starts from; ``extra`` wins."""
+    """librdkafka settings every moldau tool starts from: ``moldau --command-config``'s
+    security settings, then ``extra``, which wins."""
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": CLIENT_ID}
+    config.update(_security_settings)
     debug = os.environ.get(DEBUG_ENV)
     if debug:
         config["debug"] = debug

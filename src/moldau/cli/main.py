@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from confluent_kafka import KafkaException
@@ -26,11 +27,13 @@ from moldau.cli import acl as acl_cli
 from moldau.cli import cluster, group, partitions, topic, txn
 from moldau.cli import user as user_cli
 from moldau.cli.broker import broker
-from moldau.cli.common import CliError, kafka_error_text
+from moldau.cli.common import CliError, kafka_error_text, set_security_settings
 from moldau.cli.consume import consume
+from moldau.cli.kafka_args import librdkafka_config, load_properties
 from moldau.cli.produce import produce
 
 DEBUG_ENV = "MOLDAU_DEBUG"
+COMMAND_CONFIG_ENV = "MOLDAU_COMMAND_CONFIG"
 
 app = typer.Typer(
     name="moldau",
@@ -63,8 +66,20 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    command_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--command-config",
+            envvar=COMMAND_CONFIG_ENV,
+            dir_okay=False,
+            help="Client properties file (security.protocol, sasl.*, ssl.*; Kafka's or "
+            "librdkafka's names) used by every client command.",
+        ),
+    ] = None,
 ) -> None:
     """moldau: Apache Kafka re-implemented in Python — broker and tools."""
+    settings = librdkafka_config(load_properties(command_config)) if command_config else {}
+    set_security_settings(settings)
 
 
 def error_line(message: str) -> None:

@@ -138,9 +138,9 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: VersionRange(0, 0, 0),
     ApiKey.SASL_HANDSHAKE: VersionRange(0, 1, 0),
     ApiKey.SASL_AUTHENTICATE: VersionRange(0, 2, 0),
-    ApiKey.DESCRIBE_ACLS: VersionRange(0, 3, 0),
-    ApiKey.CREATE_ACLS: VersionRange(0, 3, 0),
-    ApiKey.DELETE_ACLS: VersionRange(0, 3, 0),
+    ApiKey.DESCRIBE_ACLS: VersionRange(1, 3, 1),
+    ApiKey.CREATE_ACLS: VersionRange(1, 3, 1),
+    ApiKey.DELETE_ACLS: VersionRange(1, 3, 1),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
 }

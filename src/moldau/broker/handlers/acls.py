@@ -1,4 +1,4 @@
-"""CreateAcls, DescribeAcls and DeleteAcls (v0-3): managing the authorizer's ACL bindings.
+"""CreateAcls, DescribeAcls and DeleteAcls (v1-3; Kafka 4 dropped v0): ACL bindings.
 
 Bindings live in ``broker.security_store`` (local file or etcd), so every broker of a cluster
 authorizes against the same ACLs. Kafka's rules:
@@ -11,7 +11,6 @@ authorizes against the same ACLs. Kafka's rules:
   otherwise INVALID_REQUEST for that binding only;
 - filters (describe, delete) use ANY for "every value", a null name/principal/host for
   "any", and the MATCH pattern for "every binding that would apply to this name".
-v0 requests have no pattern type: LITERAL is meant.
 """
 
 from __future__ import annotations
