@@ -440,6 +440,11 @@ _OWN_KEYS: tuple[BrokerKey, ...] = (
        "Semicolon-separated principals (User:admin;User:broker) allowed everything."),
     _k("allow.everyone.if.no.acl.found", "boolean", False,
        "Allow a request on a resource that no ACL matches at all."),
+    # -- client quotas (the quotas themselves are set with AlterClientQuotas)
+    _k("quota.window.num", "int", 11,
+       "Number of samples client quota rates are measured over.", minimum=1),
+    _k("quota.window.size.seconds", "int", 1,
+       "Length of each client quota sample.", minimum=1),
     # -- accepted so that stock Kafka configs load, but not acted on
     _ignored("process.roles", "list", "", "KRaft roles of this node.",
              allowed=("broker", "controller")),

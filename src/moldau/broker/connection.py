@@ -19,6 +19,11 @@ ApiVersions, SaslHandshake and SaslAuthenticate are served and frames are capped
 SaslHandshake v0 the frames are raw SASL tokens, answered raw. A refused login is answered,
 then the connection stops reading and closes after ``connection.failed.authentication.delay.ms``
 (a timer, not a blocked loop). Past ``reauth_deadline`` only re-authentication is served.
+
+Client quotas (``broker/quotas.py``): while any quota is set, handlers run through
+``handle_with_quotas``, which records the client's usage and sets ``throttle_time_ms``; a
+throttled connection is then muted (``mute``) — it reads no requests until the throttle time
+has passed, while the response that earned it is sent at once (KIP-219).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import collections
 import logging
 import struct
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,6 +48,7 @@ from moldau.broker.auth.session import Session
 from moldau.broker.auth.tls import tls_principal
 from moldau.broker.context import Deferred, RequestContext
 from moldau.broker.handlers import HANDLERS
+from moldau.broker.quotas import handle_with_quotas
 from moldau.protocol.api import ADVERTISED, ApiKey, schema_for
 from moldau.protocol.framing import (
     FramingError,
@@ -105,6 +112,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._reading_paused = False
+        self._throttled_until = 0.0
+        """Monotonic time until which a quota-throttled connection is muted (``mute``)."""
 
     # -- asyncio protocol callbacks ------------------------------------------------------
 
@@ -206,6 +215,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
+    def mute(self, throttle_ms: int) -> None:
+        """KIP-219 throttling (``broker/quotas.py``): read no further requests for
+        ``throttle_ms``; the response that earned it is sent at once."""
+        self._throttled_until = max(self._throttled_until, time.monotonic() + throttle_ms / 1000)
+
+    async def _wait_until_unmuted(self) -> None:
+        muted = self.transport is not None and not self._reading_paused
+        if muted:
+            assert self.transport is not None
+            self.transport.pause_reading()
+        while not self._closed and (delay := self._throttled_until - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        self._throttled_until = 0.0
+        if muted and not self._closed and self.transport is not None:
+            self.transport.resume_reading()
+
     def close(self) -> None:
         if self.transport is not None and not self._closed:
             self._closed = True
@@ -215,6 +240,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     async def _process_requests(self) -> None:
         while not self._closed:
+            if self._throttled_until:
+                await self._wait_until_unmuted()
+                continue
             if not self._requests:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -284,7 +312,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             session=self.session,
         )
         handler = HANDLERS[api_key]
-        result = await handler(ctx, request)
+        if self.broker.quotas.active:
+            result = await handle_with_quotas(self.broker.quotas, ctx, request, handler, self.mute)
+        else:
+            result = await handler(ctx, request)
         if self.sasl is not None and self.sasl.failed:
             self._close_after_failed_authentication(
                 encode_response(schema, header.correlation_id, result)
@@ -294,6 +325,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._responses.put_nowait(asyncio.ensure_future(self._finish_deferred(ctx, result)))
         elif result is None:
             return  # acks=0 produce: no response at all
+        elif isinstance(result, bytes):
+            self._responses.put_nowait(result)  # encoded already (a quota-accounted Fetch)
         else:
             self._responses.put_nowait(encode_response(schema, header.correlation_id, result))
 

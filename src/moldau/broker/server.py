@@ -26,6 +26,7 @@ from moldau.broker.listeners import BrokerListeners
 from moldau.broker.notifier import AppendNotifier
 from moldau.broker.peers import PeerClients
 from moldau.broker.producer_ids import ClusterProducerIdManager, ProducerIdManager, ProducerIds
+from moldau.broker.quotas import QuotaManager
 from moldau.broker.txn_markers import write_markers
 from moldau.cluster.metadata import (
     InvalidTopicError,
@@ -122,6 +123,11 @@ class Broker:
             self.local_metadata = MetadataStore(self.data_dir, config.node_id, config.cluster_id)
             self.security_store = LocalSecurityStore(self.data_dir)
         self.authorizer = self._make_authorizer()
+        self.quotas = QuotaManager(
+            config.get("quota.window.num"), config.get("quota.window.size.seconds")
+        )
+        self.quotas.update(self.security_store.image)
+        self.security_store.subscribe(self.quotas.update)
         self.default_log_config = config.default_log_config()
         self.logs = LogManager(self.data_dir, self.default_log_config)
         self.cleaner = LogCleanerManager(

@@ -25,6 +25,7 @@ from confluent_kafka import KafkaException
 from moldau import __version__
 from moldau.cli import acl as acl_cli
 from moldau.cli import cluster, group, partitions, topic, txn
+from moldau.cli import quota as quota_cli
 from moldau.cli import user as user_cli
 from moldau.cli.broker import broker
 from moldau.cli.common import CliError, kafka_error_text, set_security_settings
@@ -52,6 +53,7 @@ app.add_typer(group.app, name="group")
 app.add_typer(txn.app, name="txn")
 app.add_typer(user_cli.app, name="user")
 app.add_typer(acl_cli.app, name="acl")
+app.add_typer(quota_cli.app, name="quota")
 app.command("producers")(txn.producers)
 
 

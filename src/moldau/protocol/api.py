@@ -65,6 +65,8 @@ class ApiKey(enum.IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_CLUSTER = 60
@@ -142,6 +144,8 @@ ADVERTISED: dict[int, VersionRange] = {
     ApiKey.CREATE_ACLS: VersionRange(1, 3, 1),
     ApiKey.DELETE_ACLS: VersionRange(1, 3, 1),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: VersionRange(0, 1, 0),
+    ApiKey.ALTER_CLIENT_QUOTAS: VersionRange(0, 1, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: VersionRange(0, 0, 0),
 }
 """API key → advertised range. Only fully implemented APIs belong here."""

@@ -33,6 +33,7 @@ def load_all() -> None:
         acls,
         admin,
         api_versions,
+        client_quotas,
         consumer_group,
         fetch,
         group_offsets,
