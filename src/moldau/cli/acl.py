@@ -11,37 +11,30 @@ usually). A resource is one of ``--topic``, ``--group``, ``--transactional-id`` 
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, no __all__
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
-    AdminClient,
     ResourcePatternType,
     ResourceType,
 )
 from rich.table import Table
 
 from moldau.cli.common import (
-    DEFAULT_BOOTSTRAP,
     DEFAULT_TIMEOUT_MS,
     CliError,
     FormatOption,
     OutputFormat,
     TimeoutOption,
-    client_config,
-    ensure_reachable,
-    kafka_error_text,
+    admin_client,
     print_json,
     stdout_console,
     wait,
 )
-from moldau.cli.kafka_args import librdkafka_config, load_properties
 from moldau.cli.user import BootstrapOption, CommandConfigOption
 
 app = typer.Typer(help="Add, list and remove ACLs.", no_args_is_help=True)
@@ -70,16 +63,6 @@ TxnOption = Annotated[
     str | None, typer.Option("--transactional-id", help="A transactional id (or prefix).")
 ]
 ClusterOption = Annotated[bool, typer.Option("--cluster", help="The cluster resource.")]
-
-
-def _admin(bootstrap: str | None, command_config: Path | None, timeout_ms: int) -> AdminClient:
-    bootstrap = bootstrap or DEFAULT_BOOTSTRAP
-    extra = librdkafka_config(load_properties(command_config)) if command_config else {}
-    ensure_reachable(bootstrap, timeout_ms)
-    try:
-        return AdminClient(client_config(bootstrap, extra))
-    except KafkaException as exc:
-        raise CliError(f"invalid client configuration: {kafka_error_text(exc)}", 2) from None
 
 
 def _resource(
@@ -162,7 +145,7 @@ def add(
         AclBinding(kind, name, _pattern(pattern), who, host or "*", op, permission)
         for op in _operations(operation, required=True)
     ]
-    admin = _admin(bootstrap, command_config, timeout_ms)
+    admin = admin_client(bootstrap, command_config, timeout_ms)
     futures = admin.create_acls(bindings, request_timeout=timeout_ms / 1000)
     for future in futures.values():
         wait(future, timeout_ms, "adding ACLs")
@@ -239,7 +222,7 @@ def list_(
     output: FormatOption = OutputFormat.text,
 ) -> None:
     """List the ACLs that match the options given (all of them by default)."""
-    admin = _admin(bootstrap, command_config, timeout_ms)
+    admin = admin_client(bootstrap, command_config, timeout_ms)
     rows: list[dict[str, str]] = []
     filters = _filter(principal, host, operation, topic, group, transactional_id, cluster, pattern)
     for acl_filter in filters:
@@ -271,7 +254,7 @@ def remove(
     """Remove the ACLs that match the options given, and print them."""
     if not yes and principal is None and not (topic or group or transactional_id or cluster):
         raise CliError("this would remove every ACL: name a resource or principal, or add --yes", 2)
-    admin = _admin(bootstrap, command_config, timeout_ms)
+    admin = admin_client(bootstrap, command_config, timeout_ms)
     filters = _filter(principal, host, operation, topic, group, transactional_id, cluster, pattern)
     futures = admin.delete_acls(filters, request_timeout=timeout_ms / 1000)
     rows: list[dict[str, str]] = []

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -162,6 +163,22 @@ def client_config(bootstrap: str, extra: Mapping[str, Any] | None = None) -> dic
         config["log_level"] = 0  # see the module docstring: keep stderr for our one line
     config.update(extra or {})
     return config
+
+
+def admin_client(bootstrap: str | None, command_config: Path | None, timeout_ms: int) -> Any:
+    """A confluent-kafka AdminClient for one command: the root ``--command-config`` settings,
+    then the command's own ``--command-config`` file (Kafka's tools take it there)."""
+    from confluent_kafka.admin import AdminClient
+
+    from moldau.cli.kafka_args import librdkafka_config, load_properties
+
+    bootstrap = bootstrap or DEFAULT_BOOTSTRAP
+    extra = librdkafka_config(load_properties(command_config)) if command_config else {}
+    ensure_reachable(bootstrap, timeout_ms)
+    try:
+        return AdminClient(client_config(bootstrap, extra))
+    except KafkaException as exc:
+        raise CliError(f"invalid client configuration: {kafka_error_text(exc)}", 2) from None
 
 
 def kafka_error_text(exc: BaseException) -> str:

@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, no __all__
-    AdminClient,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialDeletion,
@@ -49,14 +47,11 @@ from moldau.cli.common import (
     FormatOption,
     OutputFormat,
     TimeoutOption,
-    client_config,
-    ensure_reachable,
-    kafka_error_text,
+    admin_client,
     print_json,
     stdout_console,
     wait,
 )
-from moldau.cli.kafka_args import librdkafka_config, load_properties
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 MIN_ITERATIONS = 4096
@@ -124,14 +119,8 @@ class _Online:
     """An AdminClient for the life of one command."""
 
     def __init__(self, bootstrap: str | None, command_config: Path | None, timeout_ms: int):
-        bootstrap = bootstrap or DEFAULT_BOOTSTRAP
-        extra = librdkafka_config(load_properties(command_config)) if command_config else {}
-        ensure_reachable(bootstrap, timeout_ms)
         self.timeout_ms = timeout_ms
-        try:
-            self.admin = AdminClient(client_config(bootstrap, extra))
-        except KafkaException as exc:
-            raise CliError(f"invalid client configuration: {kafka_error_text(exc)}", 2) from None
+        self.admin = admin_client(bootstrap, command_config, timeout_ms)
 
     def describe(self) -> dict[str, list[tuple[str, int]]]:
         # users=None: a single future for every user
