@@ -31,12 +31,18 @@ from moldau.testing import BrokerProcess
 pytestmark = pytest.mark.compat
 
 BOB_PASSWORD = "bob-Secret-55aa"
+DAVE_PASSWORD = "dave-Secret-0c3d"
 JAAS = (
     "org.apache.kafka.common.security.plain.PlainLoginModule required "
     f'username="admin" password="{ADMIN_PASSWORD}" user_admin="{ADMIN_PASSWORD}" '
-    f'user_alice="{ALICE_PASSWORD}" user_bob="{BOB_PASSWORD}";'
+    f'user_alice="{ALICE_PASSWORD}" user_bob="{BOB_PASSWORD}" user_dave="{DAVE_PASSWORD}";'
 )
-PASSWORDS = {"admin": ADMIN_PASSWORD, "alice": ALICE_PASSWORD, "bob": BOB_PASSWORD}
+PASSWORDS = {
+    "admin": ADMIN_PASSWORD,
+    "alice": ALICE_PASSWORD,
+    "bob": BOB_PASSWORD,
+    "dave": DAVE_PASSWORD,
+}
 
 
 @pytest.fixture(scope="module")
@@ -199,13 +205,16 @@ def test_transactional_producer_needs_its_transactional_id(broker: BrokerProcess
 def test_idempotent_producer_needs_write_somewhere(broker: BrokerProcess) -> None:
     topic = unique("idem")
     create_topic(broker, topic)
-    # carol-like case: a user with no WRITE anywhere cannot get a producer id.
-    no_write = unique("nobody")
-    grant(broker, "bob", ResourceType.TOPIC, no_write, AclOperation.READ)
-    alice_error = produce_one(broker, "alice", topic, **{"enable.idempotence": True})
-    assert alice_error is not None  # alice has WRITE on other topics but not this one
-    grant(broker, "alice", ResourceType.TOPIC, topic, AclOperation.WRITE)
-    assert produce_one(broker, "alice", topic, **{"enable.idempotence": True}) is None
+    # dave may see the topic but write nowhere: InitProducerId is refused.
+    grant(broker, "dave", ResourceType.TOPIC, topic, AclOperation.DESCRIBE)
+    producer = Producer(client(broker, "dave", **{"enable.idempotence": True}))
+    with pytest.raises(KafkaException) as refused:
+        for _ in range(100):  # the fatal error surfaces on the first produce after it
+            producer.produce(topic, b"v")
+            producer.flush(0.1)
+    assert refused.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    grant(broker, "dave", ResourceType.TOPIC, topic, AclOperation.WRITE)
+    assert produce_one(broker, "dave", topic, **{"enable.idempotence": True}) is None
 
 
 def test_metadata_hides_topics_a_user_cannot_describe(broker: BrokerProcess) -> None:
